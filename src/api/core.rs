@@ -1,0 +1,442 @@
+//! `core.kubefed.io/v1beta1`: KubeFedCluster, FederatedTypeConfig and KubeFedConfig,
+//! field for field as KubeFed v0.8 defines them.
+
+use k8s_openapi::ByteString;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::validation::GO_DURATION;
+
+pub const GROUP: &str = "core.kubefed.io";
+pub const VERSION: &str = "v1beta1";
+
+// ---------------------------------------------------------------------------------------
+// KubeFedCluster
+
+/// A member cluster as the control plane reaches it: where its API is, how to trust it and
+/// which Secret (key `token`) holds the credentials.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "core.kubefed.io",
+    version = "v1beta1",
+    kind = "KubeFedCluster",
+    namespaced,
+    status = "KubeFedClusterStatus",
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Ready')].status"
+    ),
+    printcolumn(
+        name = "Region",
+        type_ = "string",
+        json_path = ".status.region",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Zones",
+        type_ = "string",
+        json_path = ".status.zones",
+        priority = 1
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeFedClusterSpec {
+    /// The address of the member's API server (`https://host:port`).
+    #[schemars(length(min = 1), pattern(r"^https?://"))]
+    pub api_endpoint: String,
+    /// PEM CA certificates that sign the member's serving certificate (base64 in JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>", extend("format" = "byte"))]
+    pub ca_bundle: Option<ByteString>,
+    /// The Secret, in the KubeFed namespace, whose key `token` authenticates to the member.
+    pub secret_ref: LocalSecretReference,
+    /// TLS checks to skip when talking to the member.
+    #[serde(rename = "disabledTLSValidations", default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled_tls_validations: Vec<TlsValidation>,
+    /// An HTTP(S) proxy in front of the member's API server.
+    #[serde(rename = "proxyURL", default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct LocalSecretReference {
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum TlsValidation {
+    #[serde(rename = "*")]
+    All,
+    SubjectName,
+    ValidityPeriod,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeFedClusterStatus {
+    #[serde(default)]
+    pub conditions: Vec<ClusterCondition>,
+    /// Zones of the member's nodes (`topology.kubernetes.io/zone`), sorted and unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
+    /// Region of the member's nodes (`topology.kubernetes.io/region`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// The condition types a cluster reports.
+pub mod cluster_condition {
+    pub const READY: &str = "Ready";
+    pub const OFFLINE: &str = "Offline";
+    pub const CONFIG_MALFORMED: &str = "ConfigMalformed";
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterCondition {
+    /// `Ready`, `Offline` or `ConfigMalformed`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: ConditionStatus,
+    pub last_probe_time: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+impl ConditionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionStatus::True => "True",
+            ConditionStatus::False => "False",
+            ConditionStatus::Unknown => "Unknown",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// FederatedTypeConfig
+
+/// Enables propagation of one Kubernetes type: names the target type and the
+/// `Federated<Kind>` type that carries its template, placement and overrides.
+/// Its name is `<target plural>[.<target group>]`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "core.kubefed.io",
+    version = "v1beta1",
+    kind = "FederatedTypeConfig",
+    namespaced,
+    status = "FederatedTypeConfigStatus",
+    shortname = "ftc",
+    printcolumn(name = "Target", type_ = "string", json_path = ".spec.targetType.kind"),
+    printcolumn(
+        name = "Propagation",
+        type_ = "string",
+        json_path = ".spec.propagation"
+    ),
+    printcolumn(
+        name = "Controller",
+        type_ = "string",
+        json_path = ".status.propagationController"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FederatedTypeConfigSpec {
+    pub target_type: ApiResource,
+    pub propagation: PropagationMode,
+    pub federated_type: ApiResource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_type: Option<ApiResource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_collection: Option<StatusCollectionMode>,
+}
+
+/// A Kubernetes API resource: group (empty for core), version, kind, plural and scope.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiResource {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    #[schemars(length(min = 1))]
+    pub version: String,
+    #[schemars(length(min = 1))]
+    pub kind: String,
+    #[schemars(length(min = 1))]
+    pub plural_name: String,
+    pub scope: ResourceScope,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum ResourceScope {
+    #[default]
+    Namespaced,
+    Cluster,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum PropagationMode {
+    #[default]
+    Enabled,
+    Disabled,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum StatusCollectionMode {
+    Enabled,
+    Disabled,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum ControllerStatus {
+    Running,
+    #[default]
+    NotRunning,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FederatedTypeConfigStatus {
+    #[serde(default)]
+    pub observed_generation: i64,
+    #[serde(default)]
+    pub propagation_controller: ControllerStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_controller: Option<ControllerStatus>,
+}
+
+// ---------------------------------------------------------------------------------------
+// KubeFedConfig
+
+/// Control-plane settings, one object named `kubefed` in the KubeFed namespace. Every
+/// field is optional; [`KubeFedConfigSpec`]'s accessors apply KubeFed's defaults.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "core.kubefed.io",
+    version = "v1beta1",
+    kind = "KubeFedConfig",
+    namespaced,
+    printcolumn(name = "Scope", type_ = "string", json_path = ".spec.scope"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeFedConfigSpec {
+    pub scope: ResourceScope,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_duration: Option<DurationConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_elect: Option<LeaderElectConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feature_gates: Vec<FeatureGatesConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_health_check: Option<ClusterHealthCheckConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_controller: Option<SyncControllerConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_controller: Option<StatusControllerConfig>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DurationConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(GO_DURATION))]
+    pub available_delay: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(GO_DURATION))]
+    pub unavailable_delay: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(GO_DURATION))]
+    pub cache_sync_timeout: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderElectConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(GO_DURATION))]
+    pub lease_duration: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(GO_DURATION))]
+    pub renew_deadline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(GO_DURATION))]
+    pub retry_period: Option<String>,
+    /// KubeFed's lock kinds are accepted for compatibility; this implementation always
+    /// locks with a `coordination.k8s.io` Lease (see docs/compatibility.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_lock: Option<ResourceLockType>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceLockType {
+    Configmaps,
+    Endpoints,
+    Leases,
+    Configmapsleases,
+    Endpointsleases,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct FeatureGatesConfig {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    pub configuration: ConfigurationMode,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ConfigurationMode {
+    Enabled,
+    Disabled,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterHealthCheckConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(GO_DURATION))]
+    pub period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub failure_threshold: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub success_threshold: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(GO_DURATION))]
+    pub timeout: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncControllerConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_concurrent_reconciles: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt_resources: Option<ResourceAdoption>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ResourceAdoption {
+    Enabled,
+    Disabled,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusControllerConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_concurrent_reconciles: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn kubefedcluster_round_trips_kubefed_json() {
+        let kubefed = json!({
+            "apiVersion": "core.kubefed.io/v1beta1",
+            "kind": "KubeFedCluster",
+            "metadata": {"name": "cluster2", "namespace": "kube-federation-system"},
+            "spec": {
+                "apiEndpoint": "https://127.0.0.1:6443",
+                "caBundle": "LS0tLS1CRUdJTg==",
+                "secretRef": {"name": "cluster2-x7k2p"},
+                "disabledTLSValidations": ["*"],
+                "proxyURL": "http://proxy:3128"
+            },
+            "status": {
+                "conditions": [{
+                    "type": "Ready", "status": "True",
+                    "lastProbeTime": "2026-11-23T08:00:00Z",
+                    "lastTransitionTime": "2026-11-23T08:00:00Z",
+                    "reason": "ClusterReady", "message": "/healthz responded with ok"
+                }],
+                "zones": ["z1"], "region": "r1"
+            }
+        });
+        let c: KubeFedCluster = serde_json::from_value(kubefed.clone()).unwrap();
+        assert_eq!(c.spec.disabled_tls_validations, vec![TlsValidation::All]);
+        assert_eq!(c.spec.ca_bundle.as_ref().unwrap().0, b"-----BEGIN");
+        assert_eq!(serde_json::to_value(&c).unwrap(), kubefed);
+    }
+
+    #[test]
+    fn federatedtypeconfig_round_trips_kubefed_json() {
+        let kubefed = json!({
+            "apiVersion": "core.kubefed.io/v1beta1",
+            "kind": "FederatedTypeConfig",
+            "metadata": {"name": "deployments.apps", "namespace": "kube-federation-system"},
+            "spec": {
+                "federatedType": {"group": "types.kubefed.io", "kind": "FederatedDeployment",
+                    "pluralName": "federateddeployments", "scope": "Namespaced", "version": "v1beta1"},
+                "propagation": "Enabled",
+                "targetType": {"group": "apps", "kind": "Deployment",
+                    "pluralName": "deployments", "scope": "Namespaced", "version": "v1"}
+            }
+        });
+        let f: FederatedTypeConfig = serde_json::from_value(kubefed.clone()).unwrap();
+        assert_eq!(f.spec.target_type.plural_name, "deployments");
+        assert_eq!(serde_json::to_value(&f).unwrap(), kubefed);
+    }
+
+    #[test]
+    fn kubefedconfig_accepts_kubefed_defaults_document() {
+        let kubefed = json!({
+            "apiVersion": "core.kubefed.io/v1beta1",
+            "kind": "KubeFedConfig",
+            "metadata": {"name": "kubefed", "namespace": "kube-federation-system"},
+            "spec": {
+                "scope": "Cluster",
+                "controllerDuration": {"availableDelay": "20s", "unavailableDelay": "1m0s", "cacheSyncTimeout": "5m0s"},
+                "leaderElect": {"leaseDuration": "15s", "renewDeadline": "10s", "retryPeriod": "5s", "resourceLock": "configmaps"},
+                "featureGates": [{"name": "PushReconciler", "configuration": "Enabled"}],
+                "clusterHealthCheck": {"period": "10s", "failureThreshold": 3, "successThreshold": 1, "timeout": "3s"},
+                "syncController": {"maxConcurrentReconciles": 1, "adoptResources": "Enabled"},
+                "statusController": {"maxConcurrentReconciles": 1}
+            }
+        });
+        let c: KubeFedConfig = serde_json::from_value(kubefed.clone()).unwrap();
+        assert_eq!(
+            c.spec
+                .cluster_health_check
+                .as_ref()
+                .unwrap()
+                .failure_threshold,
+            Some(3)
+        );
+        assert_eq!(serde_json::to_value(&c).unwrap(), kubefed);
+    }
+}

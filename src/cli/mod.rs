@@ -1,0 +1,108 @@
+//! The `kubefed` command line: one subcommand per verb of `../shared/SPEC.md` §6. Each
+//! subcommand parses its flags here and calls into the library.
+
+mod crds;
+mod demo;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubefed",
+    version,
+    about = "Kubernetes Cluster Federation centred on multi-cluster DNS"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct GlobalOpts {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "KUBEFED_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info,kubefed=debug`.
+    #[arg(long, global = true, default_value = "info", env = "KUBEFED_LOG")]
+    pub log: String,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the controllers (cluster health, sync, DNS) against a host cluster.
+    ControllerManager(NotYet),
+    /// Serve the skydns records of an etcd prefix as an authoritative DNS server.
+    DnsServer(NotYet),
+    /// Register a member cluster with the control plane.
+    Join(NotYet),
+    /// Remove a member cluster from the control plane.
+    Unjoin(NotYet),
+    /// Enable propagation of a Kubernetes type (creates Federated<Kind> and its FederatedTypeConfig).
+    Enable(NotYet),
+    /// Disable propagation of a federated type.
+    Disable(NotYet),
+    /// Wrap an existing object into its Federated<Kind>.
+    Federate(NotYet),
+    /// Print, offline, the DNSEndpoints that the records in a file produce.
+    Render(NotYet),
+    /// Print the CustomResourceDefinitions of every kubefed API (or write them to a directory).
+    Crds(crds::CrdsArgs),
+    /// Run a local federation of real API servers (up/down).
+    Demo(demo::DemoArgs),
+}
+
+/// Placeholder flags for a subcommand that later work fills in.
+#[derive(Args, Debug)]
+pub struct NotYet {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub rest: Vec<String>,
+}
+
+pub fn init_tracing(opts: &GlobalOpts) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&opts.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match opts.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Crds(args) => crds::run(args),
+        Command::Demo(args) => demo::run(args).await,
+        Command::ControllerManager(_) => not_yet("controller-manager", 3),
+        Command::DnsServer(_) => not_yet("dns-server", 5),
+        Command::Join(_) => not_yet("join", 3),
+        Command::Unjoin(_) => not_yet("unjoin", 3),
+        Command::Enable(_) => not_yet("enable", 7),
+        Command::Disable(_) => not_yet("disable", 7),
+        Command::Federate(_) => not_yet("federate", 7),
+        Command::Render(_) => not_yet("render", 4),
+    }
+}
+
+fn not_yet(cmd: &str, issue: u32) -> anyhow::Result<()> {
+    anyhow::bail!("`kubefed {cmd}` is not implemented yet (tracked in issue #{issue})")
+}
+
+/// The state directory flag shared by the demo subcommands.
+#[derive(Args, Debug, Clone)]
+pub struct StateDir {
+    /// Directory holding `kubeconfig` and `state.json` of the local federation.
+    #[arg(long, default_value = ".cache/demo")]
+    pub state_dir: PathBuf,
+}

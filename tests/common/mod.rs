@@ -1,0 +1,95 @@
+//! The local control plane shared by the tests of one test binary.
+//!
+//! Started once, on first use, from its own thread and runtime so that no test's runtime
+//! owns it; its processes die with the test binary (parent-death signal, see
+//! `kubefed::localup`). Each test builds its own clients: a kube client is bound to the
+//! runtime it was made in.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use kubefed::localup::{LocalFederation, Options, State};
+
+pub struct Shared {
+    pub state: State,
+    pub fed: Mutex<LocalFederation>,
+}
+
+/// Number of clusters of the shared federation: a host and two members.
+pub const CLUSTERS: usize = 3;
+
+pub fn federation() -> &'static Shared {
+    // A failed start is kept, not retried by every test of the binary.
+    static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| {
+        let dir = unique_dir("fed");
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            let fed = rt
+                .block_on(LocalFederation::start(Options::new(&dir, CLUSTERS)))
+                .map_err(|e| e.to_string())?;
+            Ok(Shared {
+                state: fed.state().clone(),
+                fed: Mutex::new(fed),
+            })
+        })
+        .join()
+        .expect("control plane thread")
+    });
+    match shared {
+        Ok(s) => s,
+        Err(e) => panic!("local control plane failed to start: {e}"),
+    }
+}
+
+/// A fresh directory under cargo's target tmp dir (kept after the run for inspection).
+pub fn unique_dir(prefix: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{prefix}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub async fn client(cluster: &str) -> kube::Client {
+    let shared = federation();
+    kubefed::localup::client_for_context(&shared.state.kubeconfig, cluster)
+        .await
+        .expect("client")
+}
+
+pub fn host() -> &'static str {
+    "cluster1"
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The kubectl built into .cache/bin by `make bins`.
+pub fn kubectl() -> PathBuf {
+    let p = kubefed::localup::default_bin_dir().join("kubectl");
+    assert!(p.is_file(), "{} missing: run `make bins`", p.display());
+    p
+}
