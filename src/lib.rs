@@ -14,6 +14,8 @@
 //!
 //! Module map (dependencies point down the list; `api` and the pure modules do no I/O):
 //! - [`api`]: CRD types of every group, and the CRD generator behind `crds/`.
+//! - [`dns`]: record rules (pure), skydns codec and store, the authoritative server.
+//! - [`admin`]: /metrics, /healthz, /readyz.
 //! - [`kubeutil`]: small helpers over a `kube::Client` (apply CRDs, wait for them).
 //! - [`localup`]: the local control plane (etcd + kube-apiservers) for tests and the demo.
 //! - [`cli`]: the `kubefed` subcommands.
@@ -22,7 +24,9 @@
 // duplicates to this lint; they are separate columns.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod admin;
 pub mod api;
 pub mod cli;
+pub mod dns;
 pub mod kubeutil;
 pub mod localup;

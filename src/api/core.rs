@@ -59,7 +59,11 @@ pub struct KubeFedClusterSpec {
     /// The Secret, in the KubeFed namespace, whose key `token` authenticates to the member.
     pub secret_ref: LocalSecretReference,
     /// TLS checks to skip when talking to the member.
-    #[serde(rename = "disabledTLSValidations", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "disabledTLSValidations",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub disabled_tls_validations: Vec<TlsValidation>,
     /// An HTTP(S) proxy in front of the member's API server.
     #[serde(rename = "proxyURL", default, skip_serializing_if = "Option::is_none")]

@@ -3,6 +3,8 @@
 
 mod crds;
 mod demo;
+mod dns_server;
+mod render;
 
 use std::path::PathBuf;
 
@@ -42,7 +44,7 @@ pub enum Command {
     /// Run the controllers (cluster health, sync, DNS) against a host cluster.
     ControllerManager(NotYet),
     /// Serve the skydns records of an etcd prefix as an authoritative DNS server.
-    DnsServer(NotYet),
+    DnsServer(dns_server::DnsServerArgs),
     /// Register a member cluster with the control plane.
     Join(NotYet),
     /// Remove a member cluster from the control plane.
@@ -54,7 +56,7 @@ pub enum Command {
     /// Wrap an existing object into its Federated<Kind>.
     Federate(NotYet),
     /// Print, offline, the DNSEndpoints that the records in a file produce.
-    Render(NotYet),
+    Render(render::RenderArgs),
     /// Print the CustomResourceDefinitions of every kubefed API (or write them to a directory).
     Crds(crds::CrdsArgs),
     /// Run a local federation of real API servers (up/down).
@@ -85,13 +87,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Crds(args) => crds::run(args),
         Command::Demo(args) => demo::run(args).await,
         Command::ControllerManager(_) => not_yet("controller-manager", 3),
-        Command::DnsServer(_) => not_yet("dns-server", 5),
+        Command::DnsServer(args) => dns_server::run(args).await,
         Command::Join(_) => not_yet("join", 3),
         Command::Unjoin(_) => not_yet("unjoin", 3),
         Command::Enable(_) => not_yet("enable", 7),
         Command::Disable(_) => not_yet("disable", 7),
         Command::Federate(_) => not_yet("federate", 7),
-        Command::Render(_) => not_yet("render", 4),
+        Command::Render(args) => render::run(args),
     }
 }
 

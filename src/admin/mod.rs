@@ -1,0 +1,3 @@
+//! Operations: the metrics/health HTTP endpoint shared by every long-running subcommand.
+
+pub mod http;

@@ -1,0 +1,1 @@
+//! ServiceDNSRecord / IngressDNSRecord -> DNSEndpoint endpoints: the KubeFed rules. Pure.

@@ -1,0 +1,1 @@
+//! The authoritative DNS server: in-memory index, hickory request handler, feeds.
