@@ -1,1 +1,8 @@
-//! The skydns layout (CoreDNS etcd plugin / ExternalDNS coredns provider) and its etcd store.
+//! The skydns layout (CoreDNS etcd plugin / ExternalDNS coredns provider) and its etcd
+//! store: `codec` is pure (names, keys, JSON values, endpoint -> entries), `store` talks
+//! to etcd (list with revision, watch from a revision, write).
+
+pub mod codec;
+pub mod store;
+
+pub use codec::{SkydnsValue, endpoint_entries};

@@ -1,0 +1,312 @@
+//! Feeds keep the served [`Snapshot`] current: the etcd feed follows a skydns prefix
+//! (list, then watch from the listed revision), the in-process feed takes whole entry
+//! sets from the controller manager ([`IndexHandle::replace_entries`]). Both build a new
+//! snapshot and swap it in atomically; queries never wait for them.
+//!
+//! etcd feed guarantees:
+//! - after a watch error (etcd away, connection lost) the index keeps serving the last
+//!   snapshot; the watch is re-established from the last applied revision + 1, so every
+//!   change made meanwhile arrives (no gap, no lost update);
+//! - if that revision was compacted, the prefix is listed again and the new snapshot
+//!   replaces the old one in one swap, then the watch resumes from the listing's revision;
+//! - a value that cannot be served is skipped, logged once per key and revision, and
+//!   counted in `kubefed_dns_malformed_values_total`.
+//!
+//! Limit: every applied batch rebuilds the snapshot's map (`O(entries)` pointer copies);
+//! fine for the tens of thousands of records a federation has, not for millions.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::index::{IndexConfig, IndexError, Service, Snapshot};
+use super::metrics::DnsMetrics;
+use crate::admin::http::Readiness;
+use crate::dns::skydns::SkydnsValue;
+use crate::dns::skydns::codec;
+use crate::dns::skydns::store::{Change, EtcdStore, StoreError};
+
+/// The writer side of the served index. Cheap to clone.
+#[derive(Clone)]
+pub struct IndexHandle {
+    current: Arc<ArcSwap<Snapshot>>,
+    cfg: Arc<IndexConfig>,
+    metrics: DnsMetrics,
+    generation: Arc<AtomicU32>,
+    ready: Readiness,
+    reported: Arc<Mutex<HashSet<String>>>,
+}
+
+impl IndexHandle {
+    pub(crate) fn new(cfg: Arc<IndexConfig>, metrics: DnsMetrics, ready: Readiness) -> Self {
+        IndexHandle {
+            current: Arc::new(ArcSwap::from_pointee(Snapshot::empty(cfg.clone()))),
+            cfg,
+            metrics,
+            generation: Arc::new(AtomicU32::new(0)),
+            ready,
+            reported: Default::default(),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> Arc<ArcSwap<Snapshot>> {
+        self.current.clone()
+    }
+
+    /// The snapshot queries are answered from right now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// True once the index holds real data (first etcd listing, or first
+    /// [`IndexHandle::replace_entries`]).
+    pub fn is_ready(&self) -> bool {
+        self.ready.get()
+    }
+
+    /// Replaces everything served with `entries` (full etcd keys under the configured
+    /// prefix, e.g. from [`crate::dns::skydns::endpoint_entries`]), in one atomic swap.
+    /// Entries that cannot be served are skipped and returned; each distinct one is
+    /// logged and counted once.
+    pub fn replace_entries(&self, entries: Vec<(String, SkydnsValue)>) -> Vec<IndexError> {
+        let serial = self
+            .generation
+            .fetch_add(1, Ordering::AcqRel)
+            .wrapping_add(1);
+        let (snapshot, errors) = Snapshot::from_entries(self.cfg.clone(), entries, serial);
+        {
+            let mut reported = self.reported.lock().expect("reported lock");
+            let now: HashSet<String> = errors.iter().map(|e| e.to_string()).collect();
+            for e in now.difference(&reported) {
+                warn!(error = %e, "skipping a DNS entry that cannot be served");
+                self.metrics.malformed.inc();
+            }
+            *reported = now;
+        }
+        self.publish(snapshot);
+        self.ready.set(true);
+        errors
+    }
+
+    fn publish(&self, snapshot: Snapshot) {
+        self.metrics.index_entries.set(snapshot.len() as i64);
+        self.metrics.index_serial.set(i64::from(snapshot.serial()));
+        self.current.store(Arc::new(snapshot));
+    }
+}
+
+/// The etcd feed's own copy of the prefix, from which snapshots are built.
+struct Mirror {
+    cfg: Arc<IndexConfig>,
+    entries: BTreeMap<String, Arc<Service>>,
+    /// key -> mod revision of values already reported as malformed.
+    malformed: HashMap<String, i64>,
+    metrics: DnsMetrics,
+}
+
+impl Mirror {
+    fn put(&mut self, key: &str, value: &[u8], mod_revision: i64) {
+        match Service::decode(&self.cfg, key, value) {
+            Ok(s) => {
+                self.malformed.remove(key);
+                self.entries.insert(s.path().to_string(), Arc::new(s));
+            }
+            Err(error) => {
+                // The old value is gone from etcd: stop serving it.
+                self.remove_path(key);
+                if self.malformed.get(key) != Some(&mod_revision) {
+                    warn!(%error, mod_revision, "skipping a skydns value that cannot be served");
+                    self.metrics.malformed.inc();
+                    self.malformed.insert(key.to_string(), mod_revision);
+                }
+            }
+        }
+    }
+
+    fn delete(&mut self, key: &str) {
+        self.malformed.remove(key);
+        self.remove_path(key);
+    }
+
+    fn remove_path(&mut self, key: &str) {
+        if let Ok(path) = codec::key_to_path(key, self.cfg.prefix()) {
+            self.entries.remove(&path.to_ascii_lowercase());
+        }
+    }
+
+    fn snapshot(&self, revision: i64) -> Snapshot {
+        // The SOA serial is 32 bits; etcd revisions fit for a long time, and wrap is
+        // what serial arithmetic (RFC 1982) expects.
+        Snapshot::new(
+            self.cfg.clone(),
+            Arc::new(self.entries.clone()),
+            revision as u32,
+        )
+    }
+}
+
+enum Event<T> {
+    Tick,
+    Message(T),
+    Stop,
+}
+
+const PROGRESS_EVERY: u32 = 5;
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Follows the prefix until `cancel` fires. Never returns early: every failure is
+/// logged and retried with backoff while the last good snapshot keeps being served.
+pub(crate) async fn run_etcd(
+    endpoints: Vec<String>,
+    handle: IndexHandle,
+    cancel: CancellationToken,
+) {
+    let metrics = handle.metrics.clone();
+    let mut mirror = Mirror {
+        cfg: handle.cfg.clone(),
+        entries: BTreeMap::new(),
+        malformed: HashMap::new(),
+        metrics: metrics.clone(),
+    };
+    let prefix = handle.cfg.prefix().to_string();
+    let mut store: Option<EtcdStore> = None;
+    let mut revision: i64 = 0;
+    let mut relist: Option<&'static str> = Some("initial");
+    let mut backoff = Duration::from_millis(100);
+    let mut last_sync = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+
+    macro_rules! pause {
+        () => {{
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            metrics.watch_lag.set(last_sync.elapsed().as_secs_f64());
+        }};
+    }
+
+    while !cancel.is_cancelled() {
+        let st = match store.as_mut() {
+            Some(s) => s,
+            None => match EtcdStore::connect(&endpoints, &prefix).await {
+                Ok(s) => store.insert(s),
+                Err(error) => {
+                    warn!(%error, "etcd unavailable; serving the last good index");
+                    pause!();
+                    continue;
+                }
+            },
+        };
+        if let Some(reason) = relist {
+            match st.load().await {
+                Ok(listing) => {
+                    let before = mirror.entries.len();
+                    mirror.entries.clear();
+                    let keys: HashSet<&str> =
+                        listing.entries.iter().map(|e| e.key.as_str()).collect();
+                    mirror.malformed.retain(|k, _| keys.contains(k.as_str()));
+                    for e in &listing.entries {
+                        mirror.put(&e.key, &e.value, e.mod_revision);
+                    }
+                    revision = listing.revision;
+                    handle.publish(mirror.snapshot(revision));
+                    if reason != "initial" {
+                        metrics.resyncs.with_label_values(&[reason]).inc();
+                    }
+                    info!(
+                        reason,
+                        revision,
+                        entries = mirror.entries.len(),
+                        before,
+                        "loaded the skydns prefix"
+                    );
+                    relist = None;
+                    handle.ready.set(true);
+                    last_sync = Instant::now();
+                    metrics.etcd_revision.set(revision);
+                }
+                Err(error) => {
+                    warn!(%error, "listing the skydns prefix failed; serving the last good index");
+                    store = None;
+                    pause!();
+                    continue;
+                }
+            }
+        }
+        let mut watch = match st.watch(revision + 1).await {
+            Ok(w) => w,
+            Err(StoreError::Compacted { compact_revision }) => {
+                info!(
+                    revision,
+                    compact_revision, "watch start revision compacted; listing again"
+                );
+                relist = Some("compacted");
+                continue;
+            }
+            Err(error) => {
+                warn!(%error, "etcd watch failed; serving the last good index");
+                store = None;
+                pause!();
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        let mut ticks = 0u32;
+        loop {
+            let ev = tokio::select! {
+                _ = cancel.cancelled() => Event::Stop,
+                _ = tick.tick() => Event::Tick,
+                r = watch.next() => Event::Message(r),
+            };
+            match ev {
+                Event::Stop => return,
+                Event::Tick => {
+                    metrics.watch_lag.set(last_sync.elapsed().as_secs_f64());
+                    ticks += 1;
+                    if ticks % PROGRESS_EVERY == 0 {
+                        let _ = watch.request_progress().await;
+                    }
+                }
+                Event::Message(Ok(batch)) => {
+                    for c in &batch.changes {
+                        match c {
+                            Change::Put(e) => mirror.put(&e.key, &e.value, e.mod_revision),
+                            Change::Delete { key, .. } => mirror.delete(key),
+                        }
+                    }
+                    revision = revision.max(batch.revision);
+                    if !batch.changes.is_empty() {
+                        handle.publish(mirror.snapshot(revision));
+                        debug!(
+                            revision,
+                            changes = batch.changes.len(),
+                            "applied etcd changes"
+                        );
+                    }
+                    last_sync = Instant::now();
+                    metrics.watch_lag.set(0.0);
+                    metrics.etcd_revision.set(revision);
+                }
+                Event::Message(Err(StoreError::Compacted { compact_revision })) => {
+                    info!(revision, compact_revision, "watch compacted; listing again");
+                    relist = Some("compacted");
+                    break;
+                }
+                Event::Message(Err(error)) => {
+                    warn!(%error, revision, "etcd watch broke; resuming from the last applied revision");
+                    metrics.resyncs.with_label_values(&["rewatch"]).inc();
+                    store = None;
+                    pause!();
+                    break;
+                }
+            }
+        }
+    }
+}

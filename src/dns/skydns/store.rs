@@ -1,0 +1,217 @@
+//! The skydns prefix in etcd: list it with its revision, watch it from a revision, and
+//! write/delete entries. The only module here that talks to etcd.
+//!
+//! etcd-client 0.21 notes: a watch's first response is the "created" acknowledgement;
+//! a watch from a compacted revision comes back `canceled` with `compact_revision` set
+//! (reported as [`StoreError::Compacted`]: list again and watch from the new revision);
+//! deletes carry no value, which is fine because the index is keyed by key.
+
+use std::time::Duration;
+
+use etcd_client::{
+    Client, ConnectOptions, EventType, GetOptions, WatchOptions, WatchResponse, WatchStream,
+};
+use thiserror::Error;
+
+use super::codec::{self, SkydnsValue};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("connecting to etcd at {endpoints}: {source}")]
+    Connect {
+        endpoints: String,
+        #[source]
+        source: etcd_client::Error,
+    },
+    #[error("etcd request failed: {0}")]
+    Request(#[from] etcd_client::Error),
+    /// The watch start revision was compacted away: re-list.
+    #[error("etcd compacted revision {compact_revision}; the prefix must be listed again")]
+    Compacted { compact_revision: i64 },
+    #[error("etcd watch ended: {0}")]
+    WatchEnded(String),
+}
+
+/// One entry of a listing or a watch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawEntry {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub mod_revision: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Put(RawEntry),
+    Delete { key: String, mod_revision: i64 },
+}
+
+/// The prefix at one revision.
+#[derive(Debug)]
+pub struct Listing {
+    pub revision: i64,
+    pub entries: Vec<RawEntry>,
+}
+
+/// What one watch response carries.
+#[derive(Debug)]
+pub struct WatchBatch {
+    pub changes: Vec<Change>,
+    /// Every change up to this revision has been delivered.
+    pub revision: i64,
+}
+
+/// A client bound to one prefix.
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    /// `/skydns/` — with the slash, so that `/skydnsx` is not under `/skydns`.
+    range_prefix: String,
+}
+
+impl EtcdStore {
+    pub async fn connect(endpoints: &[String], prefix: &str) -> Result<EtcdStore, StoreError> {
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(5))
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
+        let client = Client::connect(endpoints, Some(opts))
+            .await
+            .map_err(|source| StoreError::Connect {
+                endpoints: endpoints.join(","),
+                source,
+            })?;
+        Ok(EtcdStore {
+            client,
+            range_prefix: format!("{}/", codec::normalize_prefix(prefix)),
+        })
+    }
+
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Every entry under the prefix, and the revision they were read at.
+    pub async fn load(&mut self) -> Result<Listing, StoreError> {
+        let resp = self
+            .client
+            .get(
+                self.range_prefix.as_bytes(),
+                Some(GetOptions::new().with_prefix()),
+            )
+            .await?;
+        let revision = resp.header().map(|h| h.revision()).unwrap_or_default();
+        let entries = resp
+            .kvs()
+            .iter()
+            .map(|kv| RawEntry {
+                key: String::from_utf8_lossy(kv.key()).into_owned(),
+                value: kv.value().to_vec(),
+                mod_revision: kv.mod_revision(),
+            })
+            .collect();
+        Ok(Listing { revision, entries })
+    }
+
+    /// Watches the prefix from `from_revision` (inclusive), after the creation
+    /// acknowledgement. A compacted start revision is reported here or by the first
+    /// [`PrefixWatch::next`].
+    pub async fn watch(&mut self, from_revision: i64) -> Result<PrefixWatch, StoreError> {
+        let opts = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(from_revision)
+            .with_progress_notify();
+        let mut stream = self
+            .client
+            .watch(self.range_prefix.as_bytes(), Some(opts))
+            .await?;
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| StoreError::WatchEnded("closed before it was created".into()))?;
+        check_canceled(&first)?;
+        let pending = if first.events().is_empty() {
+            None
+        } else {
+            Some(first)
+        };
+        Ok(PrefixWatch { stream, pending })
+    }
+
+    pub async fn put(&mut self, key: &str, value: &SkydnsValue) -> Result<i64, StoreError> {
+        let r = self.client.put(key, value.encode(), None).await?;
+        Ok(r.header().map(|h| h.revision()).unwrap_or_default())
+    }
+
+    pub async fn delete(&mut self, key: &str) -> Result<i64, StoreError> {
+        let r = self.client.delete(key, None).await?;
+        Ok(r.header().map(|h| h.revision()).unwrap_or_default())
+    }
+}
+
+fn check_canceled(resp: &WatchResponse) -> Result<(), StoreError> {
+    if resp.compact_revision() > 0 {
+        return Err(StoreError::Compacted {
+            compact_revision: resp.compact_revision(),
+        });
+    }
+    if resp.canceled() {
+        return Err(StoreError::WatchEnded(format!(
+            "canceled: {}",
+            resp.cancel_reason()
+        )));
+    }
+    Ok(())
+}
+
+pub struct PrefixWatch {
+    stream: WatchStream,
+    pending: Option<WatchResponse>,
+}
+
+impl PrefixWatch {
+    /// The next batch of changes (empty for a progress notification).
+    pub async fn next(&mut self) -> Result<WatchBatch, StoreError> {
+        let resp = match self.pending.take() {
+            Some(r) => r,
+            None => self
+                .stream
+                .message()
+                .await?
+                .ok_or_else(|| StoreError::WatchEnded("stream closed".into()))?,
+        };
+        check_canceled(&resp)?;
+        let mut revision = 0;
+        let changes = resp
+            .events()
+            .iter()
+            .filter_map(|ev| {
+                let kv = ev.kv()?;
+                revision = revision.max(kv.mod_revision());
+                let key = String::from_utf8_lossy(kv.key()).into_owned();
+                Some(match ev.event_type() {
+                    EventType::Put => Change::Put(RawEntry {
+                        key,
+                        value: kv.value().to_vec(),
+                        mod_revision: kv.mod_revision(),
+                    }),
+                    EventType::Delete => Change::Delete {
+                        key,
+                        mod_revision: kv.mod_revision(),
+                    },
+                })
+            })
+            .collect::<Vec<_>>();
+        if changes.is_empty() {
+            // A progress notification: everything up to the header revision was sent.
+            revision = resp.header().map(|h| h.revision()).unwrap_or_default();
+        }
+        Ok(WatchBatch { changes, revision })
+    }
+
+    /// Asks etcd for a progress notification (answered once the watch is in sync).
+    pub async fn request_progress(&mut self) -> Result<(), StoreError> {
+        self.stream.request_progress().await?;
+        Ok(())
+    }
+}
