@@ -46,9 +46,9 @@ use k8s_openapi::api::core::v1::LoadBalancerStatus;
 pub use crate::api::multiclusterdns::Endpoint;
 pub use ingress::{ingress_endpoints, ingress_hostnames};
 pub use object::{
-    EXTERNALDNS_API_VERSION, Rendered, dns_endpoint_for_ingress, dns_endpoint_for_service,
-    externaldns_copy, ingress_dns_endpoint_name, render_ingress, render_service,
-    service_dns_endpoint_name,
+    EXTERNALDNS_API_VERSION, ExternalDnsEndpoint, Rendered, dns_endpoint_for_ingress,
+    dns_endpoint_for_service, externaldns_copy, externaldns_copy_object, ingress_dns_endpoint_name,
+    render_ingress, render_service, service_dns_endpoint_name,
 };
 pub use service::{service_endpoints, service_hostnames};
 

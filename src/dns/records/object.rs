@@ -4,7 +4,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::{Endpoint, Problem, RecordError, Resolved, ingress_endpoints, service_endpoints};
 use crate::api::multiclusterdns::{
@@ -114,6 +115,17 @@ pub fn render_ingress(
     })
 }
 
+/// The `externaldns.k8s.io/v1alpha1` twin of a DNSEndpoint (see [`externaldns_copy`]),
+/// typed so that it serialises with the fields in their usual order.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalDnsEndpoint {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: ObjectMeta,
+    pub spec: DNSEndpointSpec,
+}
+
 /// The `externaldns.k8s.io/v1alpha1` DNSEndpoint of the same name, namespace and owner,
 /// for ExternalDNS >= v0.21 whose CRD source reads only that group.
 ///
@@ -122,40 +134,41 @@ pub fn render_ingress(
 /// target's etcd key prefix), so KubeFed's `serviceName` label is at best noise there
 /// and at worst misread; none of our labels is meant for ExternalDNS. The object labels
 /// and annotations of `ep` are not copied either: only identity and ownership are.
+pub fn externaldns_copy_object(ep: &DNSEndpoint) -> ExternalDnsEndpoint {
+    ExternalDnsEndpoint {
+        api_version: EXTERNALDNS_API_VERSION,
+        kind: "DNSEndpoint",
+        metadata: ObjectMeta {
+            name: ep.metadata.name.clone(),
+            namespace: ep.metadata.namespace.clone(),
+            owner_references: ep.metadata.owner_references.clone(),
+            ..Default::default()
+        },
+        spec: DNSEndpointSpec {
+            endpoints: ep
+                .spec
+                .endpoints
+                .iter()
+                .map(|e| Endpoint {
+                    labels: Default::default(),
+                    ..e.clone()
+                })
+                .collect(),
+        },
+    }
+}
+
+/// [`externaldns_copy_object`] as JSON, ready for a dynamic API (the externaldns.k8s.io
+/// CRD is not ours, so there is no typed client for it).
 pub fn externaldns_copy(ep: &DNSEndpoint) -> Value {
-    let endpoints: Vec<Endpoint> = ep
-        .spec
-        .endpoints
-        .iter()
-        .map(|e| Endpoint {
-            labels: Default::default(),
-            ..e.clone()
-        })
-        .collect();
-    let mut metadata = serde_json::Map::new();
-    if let Some(name) = &ep.metadata.name {
-        metadata.insert("name".into(), json!(name));
-    }
-    if let Some(ns) = &ep.metadata.namespace {
-        metadata.insert("namespace".into(), json!(ns));
-    }
-    if let Some(owners) = &ep.metadata.owner_references {
-        metadata.insert("ownerReferences".into(), json!(owners));
-    }
-    let mut spec = serde_json::Map::new();
-    if !endpoints.is_empty() {
-        spec.insert("endpoints".into(), json!(endpoints));
-    }
-    json!({
-        "apiVersion": EXTERNALDNS_API_VERSION,
-        "kind": "DNSEndpoint",
-        "metadata": metadata,
-        "spec": spec,
-    })
+    serde_json::to_value(externaldns_copy_object(ep))
+        .expect("a DNSEndpoint always serialises to JSON")
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::super::ingress::tests::mk_ingress_record;
     use super::super::service::tests::{mk_cluster, mk_record};
     use super::*;
