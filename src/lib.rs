@@ -15,6 +15,8 @@
 //! Module map (dependencies point down the list; `api` and the pure modules do no I/O):
 //! - [`api`]: CRD types of every group, and the CRD generator behind `crds/`.
 //! - [`dns`]: record rules (pure), skydns codec and store, the authoritative server.
+//! - [`cluster`]: join/unjoin, member clients, health and topology, the member registry.
+//! - [`controller_manager`]: wiring of leader election, registry and controllers.
 //! - [`admin`]: /metrics, /healthz, /readyz.
 //! - [`kubeutil`]: small helpers over a `kube::Client` (apply CRDs, wait for them).
 //! - [`localup`]: the local control plane (etcd + kube-apiservers) for tests and the demo.
@@ -27,6 +29,8 @@
 pub mod admin;
 pub mod api;
 pub mod cli;
+pub mod cluster;
+pub mod controller_manager;
 pub mod dns;
 pub mod kubeutil;
 pub mod localup;

@@ -1,9 +1,11 @@
 //! The `kubefed` command line: one subcommand per verb of `../shared/SPEC.md` §6. Each
 //! subcommand parses its flags here and calls into the library.
 
+mod controller_manager;
 mod crds;
 mod demo;
 mod dns_server;
+mod join;
 mod render;
 
 use std::path::PathBuf;
@@ -42,13 +44,13 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the controllers (cluster health, sync, DNS) against a host cluster.
-    ControllerManager(NotYet),
+    ControllerManager(controller_manager::ControllerManagerArgs),
     /// Serve the skydns records of an etcd prefix as an authoritative DNS server.
     DnsServer(dns_server::DnsServerArgs),
     /// Register a member cluster with the control plane.
-    Join(NotYet),
+    Join(join::JoinArgs),
     /// Remove a member cluster from the control plane.
-    Unjoin(NotYet),
+    Unjoin(join::JoinArgs),
     /// Enable propagation of a Kubernetes type (creates Federated<Kind> and its FederatedTypeConfig).
     Enable(NotYet),
     /// Disable propagation of a federated type.
@@ -86,10 +88,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Crds(args) => crds::run(args),
         Command::Demo(args) => demo::run(args).await,
-        Command::ControllerManager(_) => not_yet("controller-manager", 3),
+        Command::ControllerManager(args) => controller_manager::run(args).await,
         Command::DnsServer(args) => dns_server::run(args).await,
-        Command::Join(_) => not_yet("join", 3),
-        Command::Unjoin(_) => not_yet("unjoin", 3),
+        Command::Join(args) => join::run_join(args).await,
+        Command::Unjoin(args) => join::run_unjoin(args).await,
         Command::Enable(_) => not_yet("enable", 7),
         Command::Disable(_) => not_yet("disable", 7),
         Command::Federate(_) => not_yet("federate", 7),

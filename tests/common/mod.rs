@@ -8,14 +8,15 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use kubefed::localup::{LocalFederation, Options, State};
 
 pub struct Shared {
     pub state: State,
-    pub fed: Mutex<LocalFederation>,
+    /// Held across awaits by tests that stop or restart a cluster.
+    pub fed: tokio::sync::Mutex<LocalFederation>,
 }
 
 /// Number of clusters of the shared federation: a host and two members.
@@ -33,7 +34,7 @@ pub fn federation() -> &'static Shared {
                 .map_err(|e| e.to_string())?;
             Ok(Shared {
                 state: fed.state().clone(),
-                fed: Mutex::new(fed),
+                fed: tokio::sync::Mutex::new(fed),
             })
         })
         .join()
@@ -92,4 +93,75 @@ pub fn kubectl() -> PathBuf {
     let p = kubefed::localup::default_bin_dir().join("kubectl");
     assert!(p.is_file(), "{} missing: run `make bins`", p.display());
     p
+}
+
+/// Runs the kubefed binary to completion.
+pub fn kubefed(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kubefed"))
+        .args(args)
+        .output()
+        .expect("kubefed runs")
+}
+
+/// `kubefed` with the shared federation's kubeconfig appended.
+pub fn kubefed_fed(args: &[&str]) -> std::process::Output {
+    let kc = federation().state.kubeconfig.display().to_string();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--kubeconfig", kc.as_str()]);
+    kubefed(&all)
+}
+
+/// A long-running kubefed subcommand, killed (by PID) when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(args: &[&str], log_name: &str) -> Daemon {
+        let log = unique_dir("logs").join(format!("{log_name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_kubefed"))
+            .args(args)
+            .env("KUBEFED_LOG", "info,kubefed=debug")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("kubefed starts");
+        Daemon { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a graceful exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn free_addr() -> String {
+    format!("127.0.0.1:{}", kubefed::localup::free_port().unwrap())
 }

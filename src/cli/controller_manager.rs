@@ -1,0 +1,60 @@
+//! `kubefed controller-manager`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::DEFAULT_KUBEFED_NAMESPACE;
+use crate::controller_manager::{self, Options};
+
+#[derive(Args, Debug)]
+pub struct ControllerManagerArgs {
+    /// Kubeconfig of the host cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context of the host cluster in the kubeconfig.
+    #[arg(long)]
+    pub context: Option<String>,
+    #[arg(long, default_value = DEFAULT_KUBEFED_NAMESPACE)]
+    pub kubefed_namespace: String,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub metrics_listen: SocketAddr,
+    /// Elect a leader through a Lease so only one instance acts.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    #[arg(long, default_value = "kubefed-controller-manager")]
+    pub lease_name: String,
+    /// Identity in the Lease (default: host name and PID).
+    #[arg(long)]
+    pub identity: Option<String>,
+}
+
+pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
+    let identity = args.identity.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_else(|_| "kubefed".into());
+        format!("{}_{}", host.trim(), std::process::id())
+    });
+    let shutdown = CancellationToken::new();
+    let s = shutdown.clone();
+    tokio::spawn(async move {
+        controller_manager::signalled().await;
+        s.cancel();
+    });
+    controller_manager::run(
+        Options {
+            kubeconfig: args.kubeconfig,
+            context: args.context,
+            namespace: args.kubefed_namespace,
+            metrics_listen: args.metrics_listen,
+            leader_elect: args.leader_elect,
+            lease_name: args.lease_name,
+            identity,
+        },
+        shutdown,
+    )
+    .await
+}

@@ -1,0 +1,36 @@
+//! Member clusters: how the control plane reaches them (client), whether they are healthy
+//! and where they are (health), and the registry that keeps one client and one set of
+//! shared watches per joined cluster (registry).
+
+pub mod client;
+pub mod controller;
+pub mod health;
+pub mod join;
+pub mod registry;
+
+/// An RFC 1123 label: what Kubernetes accepts as a KubeFedCluster name (and DNS as a label).
+pub fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_dns_label;
+
+    #[test]
+    fn cluster_names_are_rfc1123_labels() {
+        for ok in ["a", "cluster1", "us-east-1"] {
+            assert!(is_dns_label(ok), "{ok}");
+        }
+        let long = "a".repeat(64);
+        for bad in ["", "-a", "a-", "Cluster", "a.b", "a_b", long.as_str()] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+    }
+}
