@@ -13,6 +13,6 @@ command -v go >/dev/null || { echo "go not found: install Go (https://go.dev/doc
 export GOPATH=${GOPATH:-$CACHE/go} GOCACHE=${GOCACHE:-$CACHE/go-build} GOFLAGS=-mod=mod GOTOOLCHAIN=local
 mkdir -p "$BIN"
 GOBIN="$BIN" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
-"$BIN/coredns" -plugins | grep -qx '  dns.etcd' || { echo "coredns $COREDNS_VERSION was built without the etcd plugin" >&2; exit 1; }
+"$BIN/coredns" -plugins | grep -qxE '[[:space:]]*(dns\.)?etcd' || { echo "coredns $COREDNS_VERSION was built without the etcd plugin" >&2; exit 1; }
 touch "$stamp"
 echo "built coredns $COREDNS_VERSION into $BIN"
