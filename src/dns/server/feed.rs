@@ -270,7 +270,7 @@ pub(crate) async fn run_etcd(
                 Event::Tick => {
                     metrics.watch_lag.set(last_sync.elapsed().as_secs_f64());
                     ticks += 1;
-                    if ticks % PROGRESS_EVERY == 0 {
+                    if ticks.is_multiple_of(PROGRESS_EVERY) {
                         let _ = watch.request_progress().await;
                     }
                 }

@@ -520,30 +520,24 @@ impl Snapshot {
         for s in services {
             match s.host_type() {
                 HostType::Cname => {
-                    if let Some(chain) = self.chase(zone, qname, s, previous, &mut out) {
-                        if let Ok(next) =
+                    if let Some(chain) = self.chase(zone, qname, s, previous, &mut out)
+                        && let Ok(next) =
                             self.addresses(zone, &chain.target, qtype, &chain.previous)
-                        {
-                            if !next.is_empty() {
-                                out.push(chain.record);
-                                out.extend(next);
-                            }
-                        }
+                        && !next.is_empty()
+                    {
+                        out.push(chain.record);
+                        out.extend(next);
                     }
                 }
-                HostType::A(ip) if qtype == RecordType::A => {
-                    if dup.insert(&s.value.host) {
-                        out.push(Record::from_rdata(qname.clone(), s.ttl, RData::A(A(ip))));
-                    }
+                HostType::A(ip) if qtype == RecordType::A && dup.insert(&s.value.host) => {
+                    out.push(Record::from_rdata(qname.clone(), s.ttl, RData::A(A(ip))));
                 }
-                HostType::Aaaa(ip) if qtype == RecordType::AAAA => {
-                    if dup.insert(&s.value.host) {
-                        out.push(Record::from_rdata(
-                            qname.clone(),
-                            s.ttl,
-                            RData::AAAA(AAAA(ip)),
-                        ));
-                    }
+                HostType::Aaaa(ip) if qtype == RecordType::AAAA && dup.insert(&s.value.host) => {
+                    out.push(Record::from_rdata(
+                        qname.clone(),
+                        s.ttl,
+                        RData::AAAA(AAAA(ip)),
+                    ));
                 }
                 _ => {}
             }
@@ -597,23 +591,20 @@ impl Snapshot {
         for s in services {
             match s.host_type() {
                 HostType::Cname => {
-                    if let Some(chain) = self.chase(zone, qname, s, previous, &mut out) {
-                        if let Ok(next) = self.txt(zone, &chain.target, &chain.previous) {
-                            if !next.is_empty() {
-                                out.push(chain.record);
-                                out.extend(next);
-                            }
-                        }
+                    if let Some(chain) = self.chase(zone, qname, s, previous, &mut out)
+                        && let Ok(next) = self.txt(zone, &chain.target, &chain.previous)
+                        && !next.is_empty()
+                    {
+                        out.push(chain.record);
+                        out.extend(next);
                     }
                 }
-                HostType::Txt => {
-                    if dup.insert(&s.value.text) {
-                        out.push(Record::from_rdata(
-                            qname.clone(),
-                            s.ttl,
-                            RData::TXT(TXT::new(split255(&s.value.text))),
-                        ));
-                    }
+                HostType::Txt if dup.insert(&s.value.text) => {
+                    out.push(Record::from_rdata(
+                        qname.clone(),
+                        s.ttl,
+                        RData::TXT(TXT::new(split255(&s.value.text))),
+                    ));
                 }
                 _ => {}
             }
