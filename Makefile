@@ -68,3 +68,17 @@ demo-down:
 
 clean-cache:
 	rm -rf $(CACHE)
+
+# --- DNS server (issue 5) ---
+.PHONY: peers-dns bench-dns
+
+# CoreDNS (its etcd plugin is built in) from the Go module proxy into .cache/bin, for the
+# differential test (tests/dns_server_coredns.rs) and the DNS benchmark.
+peers-dns: deps
+	@BIN=$(BIN) CACHE=$(CACHE) bash tests/peers/build-coredns.sh
+
+# DNS benchmark (docs/benchmarks.md): kubefed vs CoreDNS etcd (with/without cache) vs Knot.
+bench-dns: deps peers-dns
+	@dpkg -s knot >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq knot >/dev/null; }
+	$(CARGO) build --release
+	BIN=$(BIN) bash tests/bench/dns.sh

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# DNS benchmark (make bench-dns): the same 1000 names x 2 A records served by
+#   kubefed dns-server (etcd feed, one UDP socket), CoreDNS's etcd plugin without and with
+#   its cache plugin, and Knot DNS (zone file),
+# each pinned to CPU 0 with taskset, loaded by dnsperf pinned to CPU 1 at a fixed offered
+# rate. Reports completed queries, server CPU microseconds per query (from
+# /proc/PID/stat, and etcd's CPU too: CoreDNS without cache reads etcd on every query),
+# and latency p50/p99 (from dnsperf -v per-response latencies).
+#
+# Knobs: BENCH_QPS (default 5000), BENCH_SECONDS (default 10), BENCH_NAMES (default 1000),
+# BENCH_CPU_SERVER (0), BENCH_CPU_CLIENT (1).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${BIN:-$root/.cache/bin}
+KUBEFED=${KUBEFED:-$root/target/release/kubefed}
+QPS=${BENCH_QPS:-5000}
+SECONDS_RUN=${BENCH_SECONDS:-10}
+NAMES=${BENCH_NAMES:-1000}
+CPU_S=${BENCH_CPU_SERVER:-0}
+CPU_C=${BENCH_CPU_CLIENT:-1}
+for b in etcd dnsperf taskset knotd python3; do
+  command -v $b >/dev/null || { echo "$b not found (make deps; apt-get install -y etcd-server dnsperf knot python3)" >&2; exit 1; }
+done
+[[ -x $BIN/coredns ]] || { echo "$BIN/coredns missing: make peers-dns" >&2; exit 1; }
+[[ -x $KUBEFED ]] || { echo "$KUBEFED missing: cargo build --release" >&2; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/kubefed-bench-dns.XXXXXX")
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+etcd_port=$(free_port); peer_port=$(free_port)
+etcd_url=http://127.0.0.1:$etcd_port
+taskset -c "$CPU_C" etcd --name bench --data-dir "$work/etcd" \
+  --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+  --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+  --initial-cluster "bench=http://127.0.0.1:$peer_port" --log-level error >"$work/etcd.log" 2>&1 &
+etcd_pid=$!; pids+=("$etcd_pid")
+
+# Fixture: etcd entries in ExternalDNS's layout, the same records as a Knot zone file,
+# and the query file (90 % existing names, 10 % NXDOMAIN), all from one generator.
+python3 - "$etcd_url" "$NAMES" "$work" <<'PY'
+import base64, json, random, sys, time, urllib.request
+url, n, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def fnv(s):
+    h = 0x811c9dc5
+    for b in s.encode():
+        h = ((h ^ b) * 0x01000193) & 0xffffffff
+    return "%08x" % h
+b64 = lambda s: base64.b64encode(s.encode()).decode()
+for _ in range(200):
+    try:
+        urllib.request.urlopen(url + "/health", timeout=1); break
+    except Exception:
+        time.sleep(0.1)
+zone = ["$ORIGIN example.com.", "$TTL 300",
+        "@ 300 IN SOA ns.dns.example.com. hostmaster.example.com. 1 7200 1800 86400 30",
+        "@ 300 IN NS ns.dns.example.com.", "ns.dns 300 IN A 127.0.0.1"]
+for i in range(n):
+    for ip in ("10.%d.%d.1" % (i // 256, i % 256), "10.%d.%d.2" % (i // 256, i % 256)):
+        key = "/skydns/com/example/bench/h%d/%s" % (i, fnv(ip))
+        val = json.dumps({"host": ip, "ttl": 180, "targetstrip": 1}, separators=(",", ":"))
+        req = urllib.request.Request(url + "/v3/kv/put", data=json.dumps({"key": b64(key), "value": b64(val)}).encode())
+        urllib.request.urlopen(req).read()
+        zone.append("h%d.bench 180 IN A %s" % (i, ip))
+open(work + "/example.com.zone", "w").write("\n".join(zone) + "\n")
+random.seed(1)
+with open(work + "/queries.txt", "w") as f:
+    for _ in range(100000):
+        if random.random() < 0.9:
+            f.write("h%d.bench.example.com A\n" % random.randrange(n))
+        else:
+            f.write("nope%d.bench.example.com A\n" % random.randrange(n))
+PY
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+wait_dns() { # port
+  for _ in $(seq 1 200); do
+    dig @127.0.0.1 -p "$1" +short +tries=1 +time=1 h1.bench.example.com A 2>/dev/null | grep -q . && return 0
+    sleep 0.1
+  done
+  echo "server on port $1 did not answer" >&2; return 1
+}
+
+results=()
+run() { # name pid port
+  local name=$1 pid=$2 port=$3
+  wait_dns "$port"
+  # Warm up (connections, caches), then measure.
+  taskset -c "$CPU_C" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l 2 -Q "$QPS" >/dev/null 2>&1 || true
+  local s0 e0; s0=$(cpu_ticks "$pid"); e0=$(cpu_ticks "$etcd_pid")
+  taskset -c "$CPU_C" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$SECONDS_RUN" -Q "$QPS" -v \
+    >"$work/$name.out" 2>&1 || true
+  local s1 e1; s1=$(cpu_ticks "$pid"); e1=$(cpu_ticks "$etcd_pid")
+  python3 - "$name" "$work/$name.out" "$((s1 - s0))" "$((e1 - e0))" "$hz" <<'PY' | tee -a "$work/results.txt"
+import re, sys
+name, out, st, et, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+text = open(out).read()
+done = int(re.search(r"Queries completed:\s+(\d+)", text).group(1))
+lost = int(re.search(r"Queries lost:\s+(\d+)", text).group(1))
+qps = float(re.search(r"Queries per second:\s+([\d.]+)", text).group(1))
+lat = sorted(float(m) for m in re.findall(r"^> \S+ .* ([\d.]+)$", text, re.M))
+pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1e6 if lat else float("nan")
+us = lambda t: t / hz * 1e6 / max(done, 1)
+print("| %-22s | %9.0f | %6d | %8.1f | %8.1f | %7.0f | %7.0f |" % (name, qps, lost, us(st), us(st + et), pct(0.5), pct(0.99)))
+PY
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+}
+
+echo "offered load ${QPS} qps for ${SECONDS_RUN}s, ${NAMES} names; server on CPU ${CPU_S}, dnsperf+etcd on CPU ${CPU_C}"
+echo "| server                 |   qps     |  lost  | µs/q srv | µs/q +etcd | p50 µs | p99 µs |"
+echo "|------------------------|-----------|--------|----------|------------|--------|--------|"
+
+port=$(free_port)
+KUBEFED_LOG=warn taskset -c "$CPU_S" "$KUBEFED" dns-server --zone example.com --etcd-endpoints "$etcd_url" \
+  --listen "127.0.0.1:$port" --udp-sockets 1 >"$work/kubefed.log" 2>&1 &
+p=$!; pids+=("$p"); run kubefed "$p" "$port"
+
+for variant in coredns-etcd coredns-etcd-cache; do
+  port=$(free_port)
+  cache=""; [[ $variant == *cache ]] && cache="cache 30"
+  printf 'example.com:%s {\n  bind 127.0.0.1\n  %s\n  etcd example.com {\n    path /skydns\n    endpoint %s\n  }\n}\n' \
+    "$port" "$cache" "$etcd_url" >"$work/Corefile-$variant"
+  taskset -c "$CPU_S" "$BIN/coredns" -conf "$work/Corefile-$variant" >"$work/$variant.log" 2>&1 &
+  p=$!; pids+=("$p"); run "$variant" "$p" "$port"
+done
+
+port=$(free_port)
+mkdir -p "$work/knot-run" "$work/knot-db"
+cat >"$work/knot.conf" <<CONF
+server:
+    rundir: "$work/knot-run"
+    listen: 127.0.0.1@$port
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$work/knot-db"
+log:
+  - target: stderr
+    any: warning
+zone:
+  - domain: example.com
+    file: "$work/example.com.zone"
+CONF
+taskset -c "$CPU_S" knotd -c "$work/knot.conf" >"$work/knot.log" 2>&1 &
+p=$!; pids+=("$p"); run knot "$p" "$port"
+echo "raw output: $work"
