@@ -25,6 +25,9 @@ use crate::api::core::KubeFedConfig;
 use crate::cluster::controller::{self as cluster_controller, ClusterMetrics};
 use crate::cluster::health::{HealthConfig, parse_go_duration};
 use crate::cluster::registry::ClusterRegistry;
+use crate::dns::controllers::{
+    self as dns_controllers, DnsControllerConfig, DnsControllerMetrics, ExternalDnsCopy,
+};
 
 /// Name of the KubeFedConfig the controller manager reads, as in KubeFed.
 pub const KUBEFED_CONFIG_NAME: &str = "kubefed";
@@ -38,6 +41,7 @@ pub struct Options {
     pub leader_elect: bool,
     pub lease_name: String,
     pub identity: String,
+    pub externaldns_copy: ExternalDnsCopy,
 }
 
 pub async fn host_client(
@@ -116,6 +120,17 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         work.clone(),
     ));
     tasks.spawn(follow_kubefed_config(kfc_api, health_tx, work.clone()));
+    tasks.spawn(dns_controllers::run(
+        host.clone(),
+        clusters.clone(),
+        DnsControllerConfig {
+            namespace: opts.namespace.clone(),
+            externaldns_copy: opts.externaldns_copy,
+        },
+        DnsControllerMetrics::register(&registry)?,
+        opts.identity.clone(),
+        work.clone(),
+    ));
     ready.set(true);
 
     let lost = if opts.leader_elect {

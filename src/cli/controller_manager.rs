@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::DEFAULT_KUBEFED_NAMESPACE;
 use crate::controller_manager::{self, Options};
+use crate::dns::controllers::ExternalDnsCopy;
 
 #[derive(Args, Debug)]
 pub struct ControllerManagerArgs {
@@ -30,6 +31,10 @@ pub struct ControllerManagerArgs {
     /// Identity in the Lease (default: host name and PID).
     #[arg(long)]
     pub identity: Option<String>,
+    /// Also write each DNSEndpoint as `externaldns.k8s.io/v1alpha1` (read by ExternalDNS
+    /// v0.21 and later): where that CRD is installed (auto), always or never.
+    #[arg(long, value_enum, default_value_t = ExternalDnsCopy::Auto)]
+    pub externaldns_copy: ExternalDnsCopy,
 }
 
 pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
@@ -53,6 +58,7 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
             leader_elect: args.leader_elect,
             lease_name: args.lease_name,
             identity,
+            externaldns_copy: args.externaldns_copy,
         },
         shutdown,
     )
