@@ -28,6 +28,7 @@ use crate::cluster::registry::ClusterRegistry;
 use crate::dns::controllers::{
     self as dns_controllers, DnsControllerConfig, DnsControllerMetrics, ExternalDnsCopy,
 };
+use crate::dns::writer::{self, WriterConfig, WriterMetrics};
 
 /// Name of the KubeFedConfig the controller manager reads, as in KubeFed.
 pub const KUBEFED_CONFIG_NAME: &str = "kubefed";
@@ -42,6 +43,9 @@ pub struct Options {
     pub lease_name: String,
     pub identity: String,
     pub externaldns_copy: ExternalDnsCopy,
+    /// Write DNSEndpoints into this etcd in the skydns layout (empty: don't).
+    pub etcd_endpoints: Vec<String>,
+    pub etcd_prefix: String,
 }
 
 pub async fn host_client(
@@ -131,6 +135,14 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         opts.identity.clone(),
         work.clone(),
     ));
+    if !opts.etcd_endpoints.is_empty() {
+        tasks.spawn(writer::run(
+            host.clone(),
+            WriterConfig::new(opts.etcd_endpoints.clone(), &opts.etcd_prefix),
+            WriterMetrics::register(&registry)?,
+            work.clone(),
+        ));
+    }
     ready.set(true);
 
     let lost = if opts.leader_elect {

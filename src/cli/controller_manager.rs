@@ -35,6 +35,13 @@ pub struct ControllerManagerArgs {
     /// v0.21 and later): where that CRD is installed (auto), always or never.
     #[arg(long, value_enum, default_value_t = ExternalDnsCopy::Auto)]
     pub externaldns_copy: ExternalDnsCopy,
+    /// Also write every DNSEndpoint into this etcd (comma-separated URLs) in the skydns
+    /// layout that CoreDNS's etcd plugin and `kubefed dns-server` serve.
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
+    /// The skydns key prefix in etcd.
+    #[arg(long, default_value = "/skydns")]
+    pub etcd_prefix: String,
 }
 
 pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
@@ -59,6 +66,8 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
             lease_name: args.lease_name,
             identity,
             externaldns_copy: args.externaldns_copy,
+            etcd_endpoints: args.etcd_endpoints,
+            etcd_prefix: args.etcd_prefix,
         },
         shutdown,
     )

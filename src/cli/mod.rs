@@ -75,9 +75,12 @@ pub struct NotYet {
 pub fn init_tracing(opts: &GlobalOpts) {
     let filter = tracing_subscriber::EnvFilter::try_new(&opts.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: logs redirected to files stay greppable.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match opts.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -5,3 +5,4 @@ pub mod controllers;
 pub mod records;
 pub mod server;
 pub mod skydns;
+pub mod writer;
