@@ -34,3 +34,4 @@ pub mod controller_manager;
 pub mod dns;
 pub mod kubeutil;
 pub mod localup;
+pub mod sync;
