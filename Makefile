@@ -13,7 +13,7 @@ APT_PACKAGES := etcd-server protobuf-compiler bind9-dnsutils dnsperf
 CARGO ?= cargo
 DEMO_DIR ?= $(CACHE)/demo
 
-.PHONY: all deps bins build test lint fmt crds demo demo-down clean-cache
+.PHONY: all deps bins build test lint fmt crds demo demo-up demo-down clean-cache
 
 all: build
 
@@ -46,25 +46,23 @@ crds:
 	rm -f crds/*.yaml
 	$(CARGO) run -q -- crds -o crds
 
-test: deps bins lint
+test: deps bins peers-dns lint
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
 
+# Seed 004's multi-cluster DNS workflow on a local federation; stays up until Ctrl-C.
+# `kubefed demo --once` checks the answers and exits 0/1 (tests/demo_once.rs).
 demo: deps bins
 	$(CARGO) build -q
-	@if [ -f $(DEMO_DIR)/state.json ]; then ./target/debug/kubefed demo down --state-dir $(DEMO_DIR) >/dev/null || true; fi
-	./target/debug/kubefed demo up --state-dir $(DEMO_DIR)
-	@for ctx in $$(./target/debug/kubefed demo contexts --state-dir $(DEMO_DIR)); do \
-	  echo "== kubectl --context $$ctx get ns"; \
-	  $(BIN)/kubectl --kubeconfig $(DEMO_DIR)/kubeconfig --context $$ctx get ns; \
-	done
-	@echo
-	@echo "Not there yet: joining the members, the DNS controllers and the DNS server (issues #3-#6)."
-	@echo "Use it:  export KUBECONFIG=$(DEMO_DIR)/kubeconfig; $(BIN)/kubectl --context cluster2 get ns"
-	@echo "Stop it: make demo-down"
+	./target/debug/kubefed demo --state-dir $(DEMO_DIR)
+
+# A bare federation (no controllers) left running for a shell session.
+demo-up: deps bins
+	$(CARGO) build -q
+	./target/debug/kubefed demo up --state-dir $(DEMO_DIR)-up
 
 demo-down:
-	./target/debug/kubefed demo down --state-dir $(DEMO_DIR)
+	./target/debug/kubefed demo down --state-dir $(DEMO_DIR)-up
 
 clean-cache:
 	rm -rf $(CACHE)

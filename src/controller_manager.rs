@@ -28,6 +28,8 @@ use crate::cluster::registry::ClusterRegistry;
 use crate::dns::controllers::{
     self as dns_controllers, DnsControllerConfig, DnsControllerMetrics, ExternalDnsCopy,
 };
+use crate::dns::embedded;
+use crate::dns::server::{self, DnsMetrics, ServerConfig, Source};
 use crate::dns::writer::{self, WriterConfig, WriterMetrics};
 
 /// Name of the KubeFedConfig the controller manager reads, as in KubeFed.
@@ -46,6 +48,10 @@ pub struct Options {
     /// Write DNSEndpoints into this etcd in the skydns layout (empty: don't).
     pub etcd_endpoints: Vec<String>,
     pub etcd_prefix: String,
+    /// Serve the DNSEndpoint names in-process on this address (UDP and TCP).
+    pub dns_listen: Option<SocketAddr>,
+    /// Zones the embedded server answers besides the Domains' zones.
+    pub dns_zones: Vec<String>,
 }
 
 pub async fn host_client(
@@ -105,6 +111,30 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         lcfg.renew_deadline = d(&le.renew_deadline).unwrap_or(lcfg.renew_deadline);
         lcfg.retry_period = d(&le.retry_period).unwrap_or(lcfg.retry_period);
     }
+    // Every replica answers DNS, leader or not: serving only reads the host.
+    let mut dns_tasks = tokio::task::JoinSet::new();
+    let dns = match opts.dns_listen {
+        None => None,
+        Some(listen) => {
+            let dns = server::start(ServerConfig::new(
+                listen,
+                vec![],
+                Source::InProcess,
+                DnsMetrics::register(&registry)?,
+            ))
+            .await
+            .with_context(|| format!("serving DNS on {listen}"))?;
+            info!(addr = %dns.udp_addr, "serving the DNSEndpoint names (embedded DNS)");
+            dns_tasks.spawn(embedded::run(
+                host.clone(),
+                opts.namespace.clone(),
+                opts.dns_zones.clone(),
+                dns.index.clone(),
+                shutdown.clone(),
+            ));
+            Some(dns)
+        }
+    };
     let elector = LeaderElector::new(host.clone(), lcfg);
     if opts.leader_elect && !elector.acquire(&shutdown).await {
         return Ok(());
@@ -154,6 +184,10 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
     ready.set(false);
     work.cancel();
     while tasks.join_next().await.is_some() {}
+    if let Some(dns) = dns {
+        dns.stop().await;
+    }
+    dns_tasks.abort_all();
     if lost {
         anyhow::bail!("lost leadership; exiting so that a restart starts clean");
     }

@@ -65,3 +65,54 @@ pub async fn ensure_namespace(client: &Client, name: &str) -> anyhow::Result<()>
         .map_err(|e| anyhow::anyhow!("creating namespace {name}: {e}"))?;
     Ok(())
 }
+
+/// Server-side applies every object of a multi-document YAML stream, resolving each kind
+/// through discovery. Returns `kind/name` of what it applied, in order.
+pub async fn apply_yaml(
+    client: &Client,
+    yaml: &str,
+    default_namespace: &str,
+) -> anyhow::Result<Vec<String>> {
+    use kube::api::DynamicObject;
+    use kube::discovery::{Discovery, Scope};
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(yaml)?;
+    let discovery = Discovery::new(client.clone()).run().await?;
+    let mut applied = Vec::new();
+    for doc in docs.into_iter().filter(|d| d.is_object()) {
+        let api_version = doc["apiVersion"].as_str().unwrap_or_default();
+        let kind = doc["kind"].as_str().unwrap_or_default();
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let (ar, caps) = discovery
+            .groups()
+            .find(|g| g.name() == group)
+            .and_then(|g| {
+                g.versioned_resources(version)
+                    .into_iter()
+                    .find(|(ar, _)| ar.kind == kind)
+            })
+            .ok_or_else(|| {
+                anyhow::anyhow!("{api_version} {kind} is not served by the API server")
+            })?;
+        let name = doc["metadata"]["name"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("{kind} without metadata.name"))?;
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Namespaced => {
+                let ns = doc["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or(default_namespace);
+                Api::namespaced_with(client.clone(), ns, &ar)
+            }
+            Scope::Cluster => Api::all_with(client.clone(), &ar),
+        };
+        api.patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&doc),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("applying {kind} {name}: {e}"))?;
+        applied.push(format!("{kind}/{name}"));
+    }
+    Ok(applied)
+}

@@ -20,6 +20,7 @@
 //! - [`admin`]: /metrics, /healthz, /readyz.
 //! - [`kubeutil`]: small helpers over a `kube::Client` (apply CRDs, wait for them).
 //! - [`localup`]: the local control plane (etcd + kube-apiservers) for tests and the demo.
+//! - [`demo`]: the end-to-end multi-cluster DNS demo on a local federation.
 //! - [`cli`]: the `kubefed` subcommands.
 
 // kube-derive's repeated `printcolumn(name = .., type_ = ..)` attributes look like
@@ -31,6 +32,7 @@ pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod controller_manager;
+pub mod demo;
 pub mod dns;
 pub mod kubeutil;
 pub mod localup;

@@ -42,6 +42,13 @@ pub struct ControllerManagerArgs {
     /// The skydns key prefix in etcd.
     #[arg(long, default_value = "/skydns")]
     pub etcd_prefix: String,
+    /// Serve the DNSEndpoint names in-process (no etcd) on this address, UDP and TCP;
+    /// zones are the Domains' (plus --dns-zone).
+    #[arg(long)]
+    pub dns_listen: Option<SocketAddr>,
+    /// An extra zone for --dns-listen (repeatable).
+    #[arg(long = "dns-zone")]
+    pub dns_zones: Vec<String>,
 }
 
 pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
@@ -68,6 +75,8 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
             externaldns_copy: args.externaldns_copy,
             etcd_endpoints: args.etcd_endpoints,
             etcd_prefix: args.etcd_prefix,
+            dns_listen: args.dns_listen,
+            dns_zones: args.dns_zones,
         },
         shutdown,
     )

@@ -1,6 +1,7 @@
 //! `kubefed demo up|down`: a local federation of real API servers left running for a
 //! shell session, described by `DIR/state.json` and `DIR/kubeconfig`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,6 +15,15 @@ use crate::{api, kubeutil};
 pub struct DemoArgs {
     #[command(subcommand)]
     pub command: Option<DemoCommand>,
+    /// Directory for the demo federation's state (without a subcommand).
+    #[arg(long, default_value = ".cache/demo")]
+    pub state_dir: PathBuf,
+    /// Check the DNS answers, tear everything down and exit 0 (all as expected) or 1.
+    #[arg(long)]
+    pub once: bool,
+    /// Where examples/domain.yaml and examples/servicednsrecord.yaml are.
+    #[arg(long, default_value = "examples")]
+    pub examples_dir: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -40,10 +50,23 @@ pub enum DemoCommand {
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     match args.command {
-        None => anyhow::bail!(
-            "the end-to-end demo (members with Services, controller-manager, DNS server, dig) is not \
-             implemented yet (issue #6); `kubefed demo up --state-dir DIR` starts the local federation"
-        ),
+        None => {
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let s = shutdown.clone();
+            tokio::spawn(async move {
+                crate::controller_manager::signalled().await;
+                s.cancel();
+            });
+            crate::demo::run(
+                crate::demo::DemoOptions {
+                    state_dir: args.state_dir,
+                    once: args.once,
+                    examples_dir: args.examples_dir,
+                },
+                shutdown,
+            )
+            .await
+        }
         Some(DemoCommand::Up { dir, clusters }) => up(dir, clusters).await,
         Some(DemoCommand::Contexts { dir }) => {
             let state = localup::State::load(&dir.state_dir)?;

@@ -2,6 +2,7 @@
 //! the skydns layout in etcd (skydns) and the authoritative server (server).
 
 pub mod controllers;
+pub mod embedded;
 pub mod records;
 pub mod server;
 pub mod skydns;

@@ -24,7 +24,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::index::{IndexConfig, IndexError, Service, Snapshot};
+use super::index::{IndexConfig, IndexError, Service, Snapshot, ZoneConfig};
 use super::metrics::DnsMetrics;
 use crate::admin::http::Readiness;
 use crate::dns::skydns::SkydnsValue;
@@ -79,18 +79,44 @@ impl IndexHandle {
             .fetch_add(1, Ordering::AcqRel)
             .wrapping_add(1);
         let (snapshot, errors) = Snapshot::from_entries(self.cfg.clone(), entries, serial);
-        {
-            let mut reported = self.reported.lock().expect("reported lock");
-            let now: HashSet<String> = errors.iter().map(|e| e.to_string()).collect();
-            for e in now.difference(&reported) {
-                warn!(error = %e, "skipping a DNS entry that cannot be served");
-                self.metrics.malformed.inc();
-            }
-            *reported = now;
-        }
+        self.report(&errors);
         self.publish(snapshot);
         self.ready.set(true);
         errors
+    }
+
+    /// Like [`IndexHandle::replace_entries`], with a new set of zones: the embedded
+    /// server follows the Domains, which come and go while it runs. Prefix and default
+    /// TTL stay as configured.
+    pub fn replace_zones_and_entries(
+        &self,
+        zones: &[ZoneConfig],
+        entries: Vec<(String, SkydnsValue)>,
+    ) -> Result<Vec<IndexError>, IndexError> {
+        let cfg = Arc::new(IndexConfig::new(
+            self.cfg.prefix(),
+            zones,
+            self.cfg.default_ttl(),
+        )?);
+        let serial = self
+            .generation
+            .fetch_add(1, Ordering::AcqRel)
+            .wrapping_add(1);
+        let (snapshot, errors) = Snapshot::from_entries(cfg, entries, serial);
+        self.report(&errors);
+        self.publish(snapshot);
+        self.ready.set(true);
+        Ok(errors)
+    }
+
+    fn report(&self, errors: &[IndexError]) {
+        let mut reported = self.reported.lock().expect("reported lock");
+        let now: HashSet<String> = errors.iter().map(|e| e.to_string()).collect();
+        for e in now.difference(&reported) {
+            warn!(error = %e, "skipping a DNS entry that cannot be served");
+            self.metrics.malformed.inc();
+        }
+        *reported = now;
     }
 
     fn publish(&self, snapshot: Snapshot) {

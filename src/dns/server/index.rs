@@ -137,6 +137,10 @@ impl IndexConfig {
         })
     }
 
+    pub fn default_ttl(&self) -> u32 {
+        self.default_ttl
+    }
+
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

@@ -167,7 +167,8 @@ fn bind(listen: SocketAddr, udp_sockets: usize) -> Result<Bound, ServerError> {
 
 /// Starts the server and its feed. Must be called inside a tokio runtime.
 pub async fn start(cfg: ServerConfig) -> Result<Handle, ServerError> {
-    if cfg.zones.is_empty() {
+    // In-process, zones may arrive later (the embedded server follows the Domains).
+    if cfg.zones.is_empty() && matches!(cfg.source, Source::Etcd { .. }) {
         return Err(ServerError::NoZones);
     }
     let index_cfg = Arc::new(IndexConfig::new(&cfg.prefix, &cfg.zones, cfg.default_ttl)?);

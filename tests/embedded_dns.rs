@@ -1,0 +1,125 @@
+//! `kubefed controller-manager --dns-listen`: the DNSEndpoint names served in-process with
+//! no etcd. Zones follow the Domains (REFUSED before a Domain exists, its nameServer as
+//! NS after); an endpoint change is in the next answer; a standby replica answers too.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use kube::api::{Api, Patch, PatchParams};
+use kubefed::api::multiclusterdns::{DNSEndpoint, Domain};
+use kubefed::api::{self, DEFAULT_KUBEFED_NAMESPACE as NS};
+use kubefed::kubeutil;
+use serde_json::json;
+
+fn dig(addr: &str, args: &[&str]) -> String {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let out = Command::new("dig")
+        .args([&format!("@{host}"), "-p", port, "+time=1", "+tries=2"])
+        .args(args)
+        .output()
+        .expect("dig is installed (apt-get install bind9-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn endpoint(api: &Api<DNSEndpoint>, ip: &str) {
+    let ep = json!({"apiVersion": "multiclusterdns.kubefed.io/v1alpha1", "kind": "DNSEndpoint",
+        "metadata": {"name": "service-web", "namespace": "embedded"},
+        "spec": {"endpoints": [{"dnsName": "web.embedded.test", "recordType": "A", "recordTTL": 30, "targets": [ip]},
+                               {"dnsName": "web6.embedded.test", "recordType": "AAAA", "targets": ["2001:db8::1"]}]}});
+    api.patch(
+        "service-web",
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(ep),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn embedded_server_follows_domains_and_endpoints() {
+    let host = common::client(common::host()).await;
+    kubeutil::ensure_namespace(&host, NS).await.unwrap();
+    kubeutil::ensure_namespace(&host, "embedded").await.unwrap();
+    kubeutil::apply_crds(&host, &api::crds(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let eps: Api<DNSEndpoint> = Api::namespaced(host.clone(), "embedded");
+    endpoint(&eps, "10.1.0.1").await;
+
+    let kc = common::federation().state.kubeconfig.display().to_string();
+    let (dns_a, dns_b) = (common::free_addr(), common::free_addr());
+    let start = |id: &str, dns: &str| {
+        common::Daemon::start(
+            &[
+                "controller-manager",
+                "--kubeconfig",
+                &kc,
+                "--context",
+                "cluster1",
+                "--metrics-listen",
+                &common::free_addr(),
+                "--identity",
+                id,
+                "--dns-listen",
+                dns,
+            ],
+            id,
+        )
+    };
+    let _a = start("embedded-a", &dns_a);
+    let _b = start("embedded-b", &dns_b);
+
+    // No Domain yet: the name is outside every zone.
+    common::eventually(
+        Duration::from_secs(30),
+        "REFUSED before the Domain",
+        || async {
+            dig(&dns_a, &["web.embedded.test", "A"])
+                .contains("status: REFUSED")
+                .then_some(())
+        },
+    )
+    .await;
+
+    let dom = json!({"apiVersion": "multiclusterdns.kubefed.io/v1alpha1", "kind": "Domain",
+        "metadata": {"name": "embedded", "namespace": NS}, "domain": "embedded.test", "nameServer": "ns1.embedded.test"});
+    Api::<Domain>::namespaced(host.clone(), NS)
+        .patch(
+            "embedded",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(dom),
+        )
+        .await
+        .unwrap();
+    for dns in [&dns_a, &dns_b] {
+        common::eventually(
+            Duration::from_secs(30),
+            "the A record on both replicas",
+            || async {
+                (dig(dns, &["web.embedded.test", "A", "+short"]).trim() == "10.1.0.1").then_some(())
+            },
+        )
+        .await;
+    }
+    assert_eq!(
+        dig(&dns_a, &["web6.embedded.test", "AAAA", "+short"]).trim(),
+        "2001:db8::1"
+    );
+    assert_eq!(
+        dig(&dns_a, &["embedded.test", "NS", "+short"]).trim(),
+        "ns1.embedded.test."
+    );
+    let nx = dig(&dns_a, &["nothing.embedded.test", "A"]);
+    assert!(
+        nx.contains("status: NXDOMAIN") && nx.contains("SOA"),
+        "{nx}"
+    );
+
+    endpoint(&eps, "10.1.0.2").await;
+    common::eventually(Duration::from_secs(30), "the updated address", || async {
+        (dig(&dns_a, &["web.embedded.test", "A", "+short"]).trim() == "10.1.0.2").then_some(())
+    })
+    .await;
+}
