@@ -1,0 +1,1030 @@
+//! `deploy/` on real API servers: the plain manifests apply (and meet the "restricted"
+//! Pod Security Standard), the controller-manager's RBAC is exactly what it needs (a
+//! table of `kubectl auth can-i` answers for its ServiceAccount, and a real
+//! controller-manager running on that ServiceAccount's token joins, elects, writes
+//! DNSEndpoints and status, deletes, with no request forbidden), and the Helm chart
+//! lints, renders, installs and grants the same rules. Plain manifests go to cluster1,
+//! the chart to cluster3, so the two tests can run side by side.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use kubefed::api::core::{ApiResource, ResourceScope};
+use kubefed::api::types;
+use kubefed::kubeutil;
+use serde_json::Value;
+
+const NS: &str = "kube-federation-system";
+const CM_SA: &str = "kubefed-controller-manager";
+const DNS_SA: &str = "kubefed-dns-server";
+const LEASE: &str = "kubefed-controller-manager";
+const APP_NS: &str = "deploy-app";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// kubectl against one cluster of the shared federation, optionally fed `stdin`.
+fn kubectl(ctx: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let kc = common::federation().state.kubeconfig.clone();
+    let mut cmd = Command::new(common::kubectl());
+    cmd.arg("--kubeconfig")
+        .arg(&kc)
+        .args(["--context", ctx])
+        .args(args);
+    run(cmd, stdin)
+}
+
+fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Runs and asserts success; returns (stdout, stderr).
+fn ok(what: &str, out: Output) -> (String, String) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    (text(&out.stdout), text(&out.stderr))
+}
+
+fn user(sa: &str) -> String {
+    format!("--as=system:serviceaccount:{NS}:{sa}")
+}
+
+/// `kubectl auth can-i` as a ServiceAccount; `ns` None means all namespaces (or a
+/// cluster-scoped resource), extra args e.g. `--subresource=status`.
+fn can(ctx: &str, sa: &str, verb: &str, resource: &str, ns: Option<&str>, extra: &[&str]) -> bool {
+    let who = user(sa);
+    let mut args = vec!["auth", "can-i", verb, resource, who.as_str()];
+    match ns {
+        Some(n) => args.extend(["-n", n]),
+        None if !resource.starts_with("customresourcedefinitions")
+            && !resource.starts_with("namespaces")
+            && !resource.starts_with("nodes")
+            && !resource.starts_with("clusterroles") =>
+        {
+            args.push("-A")
+        }
+        None => {}
+    }
+    args.extend(extra);
+    let out = kubectl(ctx, &args, None);
+    match out.status.code() {
+        Some(0) => true,
+        Some(1) if text(&out.stdout).trim() == "no" => false,
+        _ => panic!(
+            "kubectl {args:?}: {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        ),
+    }
+}
+
+/// CRDs that `kubectl auth can-i` needs to resolve resource names: the ExternalDNS
+/// DNSEndpoint (also exercised by --externaldns-copy=auto) and a FederatedDeployment
+/// (what `kubefed enable deployments` creates).
+async fn peer_crds(ctx: &str) {
+    let externaldns = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: dnsendpoints.externaldns.k8s.io
+  annotations: {api-approved.kubernetes.io: "https://github.com/kubernetes-sigs/external-dns/pull/2007"}
+spec:
+  group: externaldns.k8s.io
+  scope: Namespaced
+  names: {plural: dnsendpoints, singular: dnsendpoint, kind: DNSEndpoint, listKind: DNSEndpointList}
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+    ok(
+        "applying the ExternalDNS CRD",
+        kubectl(
+            ctx,
+            &["apply", "--server-side", "-f", "-"],
+            Some(externaldns),
+        ),
+    );
+    let deployments = ApiResource {
+        group: "apps".into(),
+        version: "v1".into(),
+        kind: "Deployment".into(),
+        plural_name: "deployments".into(),
+        scope: ResourceScope::Namespaced,
+    };
+    let crd = types::federated_crd(&types::federated_type_for(
+        &deployments,
+        types::DEFAULT_FEDERATED_GROUP,
+    ));
+    let client = common::client(ctx).await;
+    kubeutil::apply_crds(&client, &[crd], Duration::from_secs(60))
+        .await
+        .unwrap();
+    for c in [
+        "dnsendpoints.externaldns.k8s.io",
+        "federateddeployments.types.kubefed.io",
+    ] {
+        ok(
+            "waiting for a CRD",
+            kubectl(
+                ctx,
+                &[
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=60s",
+                    &format!("crd/{c}"),
+                ],
+                None,
+            ),
+        );
+    }
+}
+
+/// The RBAC table: what the controller-manager does (from src/cluster, src/admin/leader.rs,
+/// src/dns/controllers, src/controller_manager.rs) must be allowed, and nothing around it.
+fn check_least_privilege(ctx: &str) {
+    let ns = Some(NS);
+    let app = Some(APP_NS);
+    let all = None;
+    let status: &[&str] = &["--subresource=status"];
+    let lease = format!("leases.coordination.k8s.io/{LEASE}");
+    let allowed: Vec<(&str, &str, Option<&str>, &[&str])> = vec![
+        // Cluster registry and health.
+        ("get", "kubefedclusters.core.kubefed.io", ns, &[]),
+        ("list", "kubefedclusters.core.kubefed.io", ns, &[]),
+        ("watch", "kubefedclusters.core.kubefed.io", ns, &[]),
+        ("patch", "kubefedclusters.core.kubefed.io", ns, status),
+        ("list", "secrets", ns, &[]),
+        ("watch", "secrets", ns, &[]),
+        ("get", "kubefedconfigs.core.kubefed.io", ns, &[]),
+        ("watch", "kubefedconfigs.core.kubefed.io", ns, &[]),
+        // Leader election.
+        ("create", "leases.coordination.k8s.io", ns, &[]),
+        ("get", &lease, ns, &[]),
+        ("update", &lease, ns, &[]),
+        // DNS controllers.
+        ("list", "domains.multiclusterdns.kubefed.io", ns, &[]),
+        ("watch", "domains.multiclusterdns.kubefed.io", ns, &[]),
+        (
+            "list",
+            "servicednsrecords.multiclusterdns.kubefed.io",
+            all,
+            &[],
+        ),
+        (
+            "watch",
+            "ingressdnsrecords.multiclusterdns.kubefed.io",
+            all,
+            &[],
+        ),
+        (
+            "patch",
+            "servicednsrecords.multiclusterdns.kubefed.io",
+            app,
+            status,
+        ),
+        (
+            "patch",
+            "ingressdnsrecords.multiclusterdns.kubefed.io",
+            app,
+            status,
+        ),
+        ("watch", "dnsendpoints.multiclusterdns.kubefed.io", all, &[]),
+        (
+            "create",
+            "dnsendpoints.multiclusterdns.kubefed.io",
+            app,
+            &[],
+        ),
+        ("patch", "dnsendpoints.multiclusterdns.kubefed.io", app, &[]),
+        (
+            "delete",
+            "dnsendpoints.multiclusterdns.kubefed.io",
+            app,
+            &[],
+        ),
+        ("get", "dnsendpoints.externaldns.k8s.io", app, &[]),
+        ("patch", "dnsendpoints.externaldns.k8s.io", app, &[]),
+        ("delete", "dnsendpoints.externaldns.k8s.io", app, &[]),
+        (
+            "get",
+            "customresourcedefinitions.apiextensions.k8s.io/dnsendpoints.externaldns.k8s.io",
+            all,
+            &[],
+        ),
+        ("create", "events.events.k8s.io", app, &[]),
+        ("patch", "events.events.k8s.io", app, &[]),
+        // Sync engine (next).
+        ("list", "federatedtypeconfigs.core.kubefed.io", ns, &[]),
+        ("patch", "federatedtypeconfigs.core.kubefed.io", ns, status),
+        ("watch", "federateddeployments.types.kubefed.io", all, &[]),
+        ("update", "federateddeployments.types.kubefed.io", app, &[]),
+        (
+            "patch",
+            "federateddeployments.types.kubefed.io",
+            app,
+            status,
+        ),
+    ];
+    let denied: Vec<(&str, &str, Option<&str>, &[&str])> = vec![
+        // Secrets: only reading, only in the KubeFed namespace.
+        ("get", "secrets", Some("kube-system"), &[]),
+        ("list", "secrets", all, &[]),
+        ("create", "secrets", ns, &[]),
+        ("delete", "secrets", ns, &[]),
+        ("create", "serviceaccounts", ns, &["--subresource=token"]),
+        ("get", "configmaps", ns, &[]),
+        // Namespaces, RBAC, impersonation: never.
+        ("delete", "namespaces", all, &[]),
+        ("create", "namespaces", all, &[]),
+        ("create", "clusterroles.rbac.authorization.k8s.io", all, &[]),
+        ("bind", "clusterroles.rbac.authorization.k8s.io", all, &[]),
+        ("impersonate", "serviceaccounts", ns, &[]),
+        ("*", "*", all, &[]),
+        // Joined clusters: status only, spec is the user's.
+        ("update", "kubefedclusters.core.kubefed.io", ns, &[]),
+        ("delete", "kubefedclusters.core.kubefed.io", ns, &[]),
+        ("list", "kubefedclusters.core.kubefed.io", all, &[]),
+        ("patch", "kubefedconfigs.core.kubefed.io", ns, &[]),
+        // Another Lease, Leases elsewhere.
+        ("update", "leases.coordination.k8s.io/someone-else", ns, &[]),
+        (
+            "get",
+            "leases.coordination.k8s.io",
+            Some("kube-system"),
+            &[],
+        ),
+        ("delete", &lease, ns, &[]),
+        // Records: status only.
+        (
+            "patch",
+            "servicednsrecords.multiclusterdns.kubefed.io",
+            app,
+            &[],
+        ),
+        (
+            "update",
+            "ingressdnsrecords.multiclusterdns.kubefed.io",
+            app,
+            &[],
+        ),
+        (
+            "delete",
+            "servicednsrecords.multiclusterdns.kubefed.io",
+            app,
+            &[],
+        ),
+        ("list", "domains.multiclusterdns.kubefed.io", all, &[]),
+        ("list", "dnsendpoints.externaldns.k8s.io", all, &[]),
+        (
+            "deletecollection",
+            "dnsendpoints.multiclusterdns.kubefed.io",
+            app,
+            &[],
+        ),
+        (
+            "update",
+            "dnsendpoints.multiclusterdns.kubefed.io",
+            app,
+            &[],
+        ),
+        // CRDs: only whether ExternalDNS's exists.
+        (
+            "get",
+            "customresourcedefinitions.apiextensions.k8s.io/kubefedclusters.core.kubefed.io",
+            all,
+            &[],
+        ),
+        (
+            "create",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            all,
+            &[],
+        ),
+        // Host workloads: members are read with the joined token, not this account.
+        ("list", "services", app, &[]),
+        ("list", "pods", all, &[]),
+        ("list", "nodes", all, &[]),
+        ("list", "endpointslices.discovery.k8s.io", app, &[]),
+        // Federated objects are the users' to create and delete.
+        ("create", "federateddeployments.types.kubefed.io", app, &[]),
+        ("delete", "federateddeployments.types.kubefed.io", app, &[]),
+    ];
+    let mut wrong = Vec::new();
+    for (verb, res, n, extra) in &allowed {
+        if !can(ctx, CM_SA, verb, res, *n, extra) {
+            wrong.push(format!("denied but needed: {verb} {res} {n:?} {extra:?}"));
+        }
+    }
+    for (verb, res, n, extra) in &denied {
+        if can(ctx, CM_SA, verb, res, *n, extra) {
+            wrong.push(format!(
+                "allowed but not needed: {verb} {res} {n:?} {extra:?}"
+            ));
+        }
+    }
+    // The dns-server reads etcd only.
+    for (verb, res, n) in [
+        ("get", "secrets", ns),
+        ("list", "kubefedclusters.core.kubefed.io", ns),
+        ("list", "dnsendpoints.multiclusterdns.kubefed.io", all),
+        ("create", "leases.coordination.k8s.io", ns),
+        ("get", "configmaps", ns),
+    ] {
+        if can(ctx, DNS_SA, verb, res, n, &[]) {
+            wrong.push(format!("dns-server may {verb} {res} {n:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "RBAC on {ctx}:\n{}", wrong.join("\n"));
+    let (sa, _) = ok(
+        "reading the dns-server ServiceAccount",
+        kubectl(ctx, &["get", "sa", DNS_SA, "-n", NS, "-o", "json"], None),
+    );
+    let sa: Value = serde_json::from_str(&sa).unwrap();
+    assert_eq!(sa["automountServiceAccountToken"], false, "{sa}");
+}
+
+fn get_json(ctx: &str, args: &[&str]) -> Value {
+    let mut all = vec!["get"];
+    all.extend(args);
+    all.extend(["-o", "json"]);
+    let (out, _) = ok("kubectl get", kubectl(ctx, &all, None));
+    serde_json::from_str(&out).unwrap()
+}
+
+fn assert_dns_service(ctx: &str, name: &str) {
+    let svc = get_json(ctx, &["service", name, "-n", NS]);
+    let mut ports: Vec<(i64, String)> = svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["port"].as_i64().unwrap(),
+                p["protocol"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    ports.sort();
+    assert_eq!(
+        ports,
+        [(53, "TCP".to_string()), (53, "UDP".to_string())],
+        "{svc}"
+    );
+}
+
+fn no_pod_security_warnings(what: &str, stderr: &str) {
+    assert!(
+        !stderr.contains("PodSecurity"),
+        "{what} does not meet the restricted Pod Security Standard:\n{stderr}"
+    );
+}
+
+/// Every YAML file of deploy/manifests is in its kustomization and the reverse.
+#[test]
+fn kustomization_lists_every_manifest() {
+    let dir = repo().join("deploy/manifests");
+    let k = std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap();
+    let k: Value = serde_saphyr::from_str(&k).unwrap();
+    let mut listed: Vec<String> = k["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    let mut present: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+        .collect();
+    present.sort();
+    assert_eq!(
+        listed, present,
+        "deploy/manifests/kustomization.yaml must list every manifest of the directory"
+    );
+}
+
+/// The chart's crds/ is a byte-for-byte copy of the generated crds/.
+#[test]
+fn chart_crds_equal_the_generated_crds() {
+    let names = |d: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let src = repo().join("crds");
+    let chart = repo().join("deploy/helm/kubefed/crds");
+    let fix = "run: rm deploy/helm/kubefed/crds/*.yaml && cp crds/*.yaml deploy/helm/kubefed/crds/";
+    assert_eq!(names(&src), names(&chart), "{fix}");
+    for n in names(&src) {
+        assert!(
+            std::fs::read(src.join(&n)).unwrap() == std::fs::read(chart.join(&n)).unwrap(),
+            "deploy/helm/kubefed/crds/{n} differs from crds/{n}: {fix}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn plain_manifests_install_and_grant_least_privilege() {
+    let ctx = "cluster1";
+    let crds = repo().join("crds");
+    let manifests = repo().join("deploy/manifests");
+    ok(
+        "applying crds/",
+        kubectl(
+            ctx,
+            &["apply", "--server-side", "-f", crds.to_str().unwrap()],
+            None,
+        ),
+    );
+    // For real, not a dry run: a dry run cannot create the namespace its objects need,
+    // and the RBAC must exist for the checks below.
+    let m = manifests.to_str().unwrap();
+    let (out, err) = ok(
+        "applying deploy/manifests",
+        kubectl(ctx, &["apply", "--server-side", "-k", m], None),
+    );
+    no_pod_security_warnings("deploy/manifests", &err);
+    for obj in [
+        "namespace/kube-federation-system",
+        "deployment.apps/kubefed-controller-manager",
+        "deployment.apps/kubefed-dns-server",
+        "service/kubefed-dns",
+        "clusterrole.rbac.authorization.k8s.io/kubefed-controller-manager",
+        "role.rbac.authorization.k8s.io/kubefed-controller-manager",
+    ] {
+        assert!(out.contains(obj), "{obj} not applied:\n{out}");
+    }
+    // The Pod Security check above is live: a careless Deployment is warned about.
+    let (_, err) = ok(
+        "dry-running a non-compliant Deployment",
+        kubectl(
+            ctx,
+            &[
+                "create",
+                "deployment",
+                "pss-probe",
+                "--image=x",
+                "-n",
+                NS,
+                "--dry-run=server",
+            ],
+            None,
+        ),
+    );
+    assert!(err.contains("would violate PodSecurity"), "{err}");
+    assert_dns_service(ctx, "kubefed-dns");
+
+    ok(
+        "creating the app namespace",
+        kubectl(ctx, &["create", "namespace", APP_NS], None),
+    );
+    peer_crds(ctx).await;
+    check_least_privilege(ctx);
+    run_controller_manager_as_its_service_account(ctx).await;
+}
+
+/// The least-privilege rules are enough: a controller-manager that authenticates with
+/// the ServiceAccount's token leads, probes a joined member, writes a DNSEndpoint (and
+/// its ExternalDNS copy), the record's status and an Event, deletes the DNSEndpoints
+/// with the record, and releases the Lease, without one forbidden request.
+async fn run_controller_manager_as_its_service_account(ctx: &str) {
+    let state = &common::federation().state;
+    let host = state.cluster(ctx).unwrap();
+    let (token, _) = ok(
+        "requesting a token",
+        kubectl(
+            ctx,
+            &["create", "token", CM_SA, "-n", NS, "--duration=1h"],
+            None,
+        ),
+    );
+    let dir = common::unique_dir("deploy-sa");
+    let kc = dir.join("kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: host\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: host\n  context: {{cluster: host, user: sa}}\ncurrent-context: host\n",
+            host.api_url,
+            host.ca_file.display(),
+            token.trim()
+        ),
+    )
+    .unwrap();
+
+    // The user's side, with the admin credentials: join a member, describe a record.
+    let out = common::kubefed_fed(&[
+        "join",
+        "cluster2",
+        "--cluster-context",
+        "cluster2",
+        "--host-cluster-context",
+        ctx,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let member = format!(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {APP_NS}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: {APP_NS}}}
+spec:
+  type: LoadBalancer
+  selector: {{app: web}}
+  ports: [{{port: 80}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: web-1, namespace: {APP_NS}, labels: {{kubernetes.io/service-name: web}}}}
+addressType: IPv4
+endpoints: [{{addresses: [10.244.0.5], conditions: {{ready: true}}}}]
+ports: [{{port: 80, protocol: TCP}}]
+"#
+    );
+    ok(
+        "creating the member's Service",
+        kubectl(
+            "cluster2",
+            &["apply", "--server-side", "-f", "-"],
+            Some(&member),
+        ),
+    );
+    ok(
+        "setting the member's load balancer",
+        kubectl(
+            "cluster2",
+            &[
+                "patch",
+                "service",
+                "web",
+                "-n",
+                APP_NS,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                r#"{"status":{"loadBalancer":{"ingress":[{"ip":"10.0.0.2"}]}}}"#,
+            ],
+            None,
+        ),
+    );
+    let objects = format!(
+        r#"
+apiVersion: core.kubefed.io/v1beta1
+kind: KubeFedConfig
+metadata: {{name: kubefed, namespace: {NS}}}
+spec:
+  scope: Cluster
+  clusterHealthCheck: {{period: 1s, timeout: 1s, failureThreshold: 2}}
+---
+apiVersion: multiclusterdns.kubefed.io/v1alpha1
+kind: Domain
+metadata: {{name: deploy-domain, namespace: {NS}}}
+domain: example.com
+---
+apiVersion: multiclusterdns.kubefed.io/v1alpha1
+kind: ServiceDNSRecord
+metadata: {{name: web, namespace: {APP_NS}}}
+spec: {{domainRef: deploy-domain, recordTTL: 300}}
+"#
+    );
+    ok(
+        "creating the KubeFedConfig, Domain and record",
+        kubectl(ctx, &["apply", "--server-side", "-f", "-"], Some(&objects)),
+    );
+
+    let metrics = common::free_addr();
+    let kc_s = kc.display().to_string();
+    let mut cm = common::Daemon::start(
+        &[
+            "controller-manager",
+            "--kubeconfig",
+            &kc_s,
+            "--kubefed-namespace",
+            NS,
+            "--metrics-listen",
+            &metrics,
+            "--identity",
+            "deploy-test",
+        ],
+        "controller-manager-sa",
+    );
+    let wait = |what: &'static str, args: Vec<String>, want: &'static str| {
+        let cm_log = cm.log.clone();
+        async move {
+            common::eventually(Duration::from_secs(60), what, || {
+                let args = args.clone();
+                let cm_log = cm_log.clone();
+                async move {
+                    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                    let out = kubectl(ctx, &refs, None);
+                    let log = std::fs::read_to_string(&cm_log).unwrap_or_default();
+                    assert!(
+                        !log.to_lowercase().contains("forbidden"),
+                        "a request of the controller-manager was forbidden:\n{log}"
+                    );
+                    (out.status.success() && text(&out.stdout).contains(want)).then_some(())
+                }
+            })
+            .await
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    wait(
+        "the Lease held by the ServiceAccount's controller-manager",
+        s(&[
+            "get",
+            "lease",
+            LEASE,
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ]),
+        "deploy-test",
+    )
+    .await;
+    wait(
+        "cluster2's status written",
+        s(&[
+            "get",
+            "kubefedcluster",
+            "cluster2",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]),
+        "True",
+    )
+    .await;
+    wait(
+        "the DNSEndpoint written",
+        s(&[
+            "get",
+            "dnsendpoints.multiclusterdns.kubefed.io",
+            "service-web",
+            "-n",
+            APP_NS,
+            "-o",
+            "jsonpath={.spec.endpoints[*].targets}",
+        ]),
+        "10.0.0.2",
+    )
+    .await;
+    wait(
+        "the ExternalDNS copy written",
+        s(&[
+            "get",
+            "dnsendpoints.externaldns.k8s.io",
+            "service-web",
+            "-n",
+            APP_NS,
+            "-o",
+            "jsonpath={.spec.endpoints[*].targets}",
+        ]),
+        "10.0.0.2",
+    )
+    .await;
+    wait(
+        "the record's status written",
+        s(&[
+            "get",
+            "servicednsrecord",
+            "web",
+            "-n",
+            APP_NS,
+            "-o",
+            "jsonpath={.status.dns[*].cluster}",
+        ]),
+        "cluster2",
+    )
+    .await;
+    // cluster2 has no Nodes, so no region: the record is not Complete, which is an Event.
+    wait(
+        "an Event about the record",
+        s(&[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            APP_NS,
+            "-o",
+            "jsonpath={.items[*].regarding.name}",
+        ]),
+        "web",
+    )
+    .await;
+    let ready = Command::new("curl")
+        .args(["-sf", &format!("http://{metrics}/readyz")])
+        .output()
+        .expect("curl runs");
+    assert!(ready.status.success(), "/readyz: {ready:?}");
+
+    ok(
+        "deleting the record",
+        kubectl(
+            ctx,
+            &["delete", "servicednsrecord", "web", "-n", APP_NS],
+            None,
+        ),
+    );
+    wait(
+        "both DNSEndpoints deleted with the record",
+        s(&[
+            "get",
+            "dnsendpoints.multiclusterdns.kubefed.io,dnsendpoints.externaldns.k8s.io",
+            "-n",
+            APP_NS,
+            "-o",
+            "jsonpath=count={.items[*].metadata.name}.",
+        ]),
+        "count=.",
+    )
+    .await;
+    let status = cm.terminate();
+    let log = cm.log_text();
+    assert!(
+        status.success(),
+        "controller-manager exited {status}:\n{log}"
+    );
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "a request of the controller-manager was forbidden:\n{log}"
+    );
+    let holder = get_json(ctx, &["lease", LEASE, "-n", NS]);
+    assert_ne!(
+        holder["spec"]["holderIdentity"], "deploy-test",
+        "the Lease was not released: {holder}"
+    );
+}
+
+fn helm_bin() -> PathBuf {
+    let p = kubefed::localup::default_bin_dir().join("helm");
+    assert!(
+        p.is_file(),
+        "{} missing: run `make peers-helm` (bash tests/peers/build-helm.sh)",
+        p.display()
+    );
+    p
+}
+
+fn helm(args: &[&str]) -> Output {
+    let home = common::unique_dir("helm-home");
+    let mut cmd = Command::new(helm_bin());
+    cmd.args(args)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"));
+    run(cmd, None)
+}
+
+fn chart() -> String {
+    repo().join("deploy/helm/kubefed").display().to_string()
+}
+
+/// Every YAML document of a stream, as JSON values (empty documents dropped).
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(yaml)
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.is_object())
+        .collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+#[tokio::test]
+async fn helm_chart_lints_renders_installs_and_matches_the_manifests() {
+    let ctx = "cluster3";
+    let chart = chart();
+    for set in [
+        &[][..],
+        &["--set", "dnsServer.enabled=false"],
+        &[
+            "--set",
+            "dnsServer.service.type=LoadBalancer",
+            "--set",
+            "dnsServer.service.externalTrafficPolicy=Local",
+            "--set",
+            "controllerManager.writeEtcd=false",
+        ],
+    ] {
+        let mut args = vec!["lint", "--strict", chart.as_str()];
+        args.extend(set);
+        ok("helm lint", helm(&args));
+    }
+    let out = helm(&[
+        "template",
+        "kubefed",
+        &chart,
+        "--set-json",
+        "dnsServer.zones=[]",
+    ]);
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("dnsServer.zones"),
+        "an empty zone list must be refused: {out:?}"
+    );
+
+    // Offline: with the default release name the chart renders the plain manifests'
+    // objects, and exactly their RBAC rules.
+    let (rendered, _) = ok(
+        "helm template",
+        helm(&[
+            "template",
+            "kubefed",
+            &chart,
+            "-n",
+            NS,
+            "--set",
+            "namespace.create=true",
+        ]),
+    );
+    let docs = documents(&rendered);
+    let mut plain = Vec::new();
+    for f in [
+        "00-namespace.yaml",
+        "10-controller-manager-rbac.yaml",
+        "20-controller-manager.yaml",
+        "30-dns-server.yaml",
+    ] {
+        plain.extend(documents(
+            &std::fs::read_to_string(repo().join("deploy/manifests").join(f)).unwrap(),
+        ));
+    }
+    let ids = |d: &[Value]| {
+        let mut v: Vec<String> = d
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["namespace"].as_str().unwrap_or(""),
+                    o["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids(&docs),
+        ids(&plain),
+        "chart and deploy/manifests differ in objects"
+    );
+    for kind in ["ClusterRole", "Role"] {
+        assert_eq!(
+            find(&docs, kind)["rules"],
+            find(&plain, kind)["rules"],
+            "the chart's {kind} differs from deploy/manifests"
+        );
+    }
+    for d in docs
+        .iter()
+        .chain(&plain)
+        .filter(|d| d["kind"] == "Deployment")
+    {
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true, "{d}");
+        assert_eq!(
+            d["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
+            true
+        );
+    }
+
+    // For real: install, then dry-run the rendered stream (with CRDs and other values).
+    let kcfg = common::federation().state.kubeconfig.display().to_string();
+    let (out, _) = ok(
+        "helm install",
+        helm(&[
+            "install",
+            "kubefed",
+            &chart,
+            "-n",
+            NS,
+            "--create-namespace",
+            "--kubeconfig",
+            &kcfg,
+            "--kube-context",
+            ctx,
+        ]),
+    );
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    // `--create-namespace` makes a bare namespace; let Pod Security warn in it so the dry
+    // runs below prove the chart's pods are "restricted".
+    ok(
+        "labelling the namespace",
+        kubectl(
+            ctx,
+            &[
+                "label",
+                "namespace",
+                NS,
+                "pod-security.kubernetes.io/warn=restricted",
+            ],
+            None,
+        ),
+    );
+    for set in [
+        &["--set", "namespace.create=true"][..],
+        &[
+            "--set",
+            "dnsServer.service.type=LoadBalancer",
+            "--set",
+            "dnsServer.service.externalTrafficPolicy=Local",
+        ],
+        &["--set", "dnsServer.enabled=false"],
+    ] {
+        let mut args = vec![
+            "template",
+            "kubefed",
+            chart.as_str(),
+            "-n",
+            NS,
+            "--include-crds",
+        ];
+        args.extend(set);
+        let (stream, _) = ok("helm template", helm(&args));
+        let (_, err) = ok(
+            "server-side dry run of the chart",
+            kubectl(
+                ctx,
+                &[
+                    "apply",
+                    "--server-side",
+                    "--dry-run=server",
+                    "--field-manager=deploy-test",
+                    // other values than the installed ones: take the fields over.
+                    "--force-conflicts",
+                    "-f",
+                    "-",
+                ],
+                Some(&stream),
+            ),
+        );
+        no_pod_security_warnings("the chart", &err);
+    }
+    let crds = get_json(ctx, &["crd"]);
+    let names: Vec<&str> = crds["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["metadata"]["name"].as_str().unwrap())
+        .collect();
+    for f in std::fs::read_dir(repo().join("crds")).unwrap() {
+        let f = f.unwrap().file_name().to_string_lossy().into_owned();
+        let name = f.trim_end_matches(".yaml");
+        assert!(
+            names.contains(&name),
+            "helm install did not create CRD {name}"
+        );
+    }
+    assert_dns_service(ctx, "kubefed-dns");
+    ok(
+        "creating the app namespace",
+        kubectl(ctx, &["create", "namespace", APP_NS], None),
+    );
+    peer_crds(ctx).await;
+    check_least_privilege(ctx);
+}
