@@ -80,3 +80,10 @@ bench-dns: deps peers-dns
 	@dpkg -s knot >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq knot >/dev/null; }
 	$(CARGO) build --release
 	BIN=$(BIN) bash tests/bench/dns.sh
+
+# --- deploy (helm) ---
+.PHONY: peers-helm
+
+# helm v3 from the Go module proxy into .cache/bin, for the chart tests (tests/deploy.rs).
+peers-helm: deps
+	@BIN=$(BIN) CACHE=$(CACHE) bash tests/peers/build-helm.sh
