@@ -5,6 +5,7 @@ mod controller_manager;
 mod crds;
 mod demo;
 mod dns_server;
+mod enable;
 mod join;
 mod render;
 
@@ -57,9 +58,9 @@ pub enum Command {
     /// Remove a member cluster from the control plane.
     Unjoin(join::JoinArgs),
     /// Enable propagation of a Kubernetes type (creates Federated<Kind> and its FederatedTypeConfig).
-    Enable(NotYet),
+    Enable(enable::EnableArgs),
     /// Disable propagation of a federated type.
-    Disable(NotYet),
+    Disable(enable::DisableArgs),
     /// Wrap an existing object into its Federated<Kind>.
     Federate(NotYet),
     /// Print, offline, the DNSEndpoints that the records in a file produce.
@@ -100,8 +101,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DnsServer(args) => dns_server::run(args).await,
         Command::Join(args) => join::run_join(args).await,
         Command::Unjoin(args) => join::run_unjoin(args).await,
-        Command::Enable(_) => not_yet("enable", 7),
-        Command::Disable(_) => not_yet("disable", 7),
+        Command::Enable(args) => enable::run_enable(args).await,
+        Command::Disable(args) => enable::run_disable(args).await,
         Command::Federate(_) => not_yet("federate", 7),
         Command::Render(args) => render::run(args),
     }

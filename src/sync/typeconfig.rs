@@ -391,12 +391,12 @@ mod tests {
             "ns",
         );
         assert_eq!(
-            check_enable_conflicts(&a, &[a.clone()]),
+            check_enable_conflicts(&a, std::slice::from_ref(&a)),
             Ok(()),
             "enabling twice is fine"
         );
         assert!(matches!(
-            check_enable_conflicts(&b, &[a.clone()]),
+            check_enable_conflicts(&b, std::slice::from_ref(&a)),
             Err(TypeConfigError::CrdInUse { .. })
         ));
         let b_elsewhere = type_config(
@@ -404,7 +404,10 @@ mod tests {
             "b.types.example.com",
             "ns",
         );
-        assert_eq!(check_enable_conflicts(&b_elsewhere, &[a.clone()]), Ok(()));
+        assert_eq!(
+            check_enable_conflicts(&b_elsewhere, std::slice::from_ref(&a)),
+            Ok(())
+        );
         let a_moved = type_config(
             &resolve_type("widgets.a.example.com", &d).unwrap(),
             "other.example.com",

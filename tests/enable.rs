@@ -1,0 +1,283 @@
+//! `kubefed enable` / `disable` against a real kube-apiserver: the Federated<Kind> CRDs
+//! are served, the FederatedTypeConfigs carry KubeFed's field values, repeating enable
+//! is harmless, disable turns propagation off or (with --delete-crd) removes both, and a
+//! bad type name is a one-line error. Each test uses its own types: the tests of this
+//! binary share one control plane and run in parallel.
+
+mod common;
+
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use kube::discovery::ApiResource;
+use kubefed::api::core::{FederatedTypeConfig, PropagationMode};
+use kubefed::api::{self, DEFAULT_KUBEFED_NAMESPACE as NS};
+use kubefed::kubeutil;
+use serde_json::{Value, json};
+
+async fn install_host() -> kube::Client {
+    let host = common::client(common::host()).await;
+    kubeutil::ensure_namespace(&host, NS).await.unwrap();
+    kubeutil::apply_crds(&host, &api::crds(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    host
+}
+
+fn kubefed(args: &[&str]) -> std::process::Output {
+    let mut all = args.to_vec();
+    all.extend(["--host-cluster-context", common::host()]);
+    common::kubefed_fed(&all)
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = kubefed(args);
+    assert!(
+        out.status.success(),
+        "kubefed {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn failure(args: &[&str]) -> String {
+    let out = kubefed(args);
+    assert!(!out.status.success(), "kubefed {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn federated(group: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: group.into(),
+        version: "v1beta1".into(),
+        api_version: format!("{group}/v1beta1"),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+/// KubeFed's FederatedTypeConfig spec for a type.
+fn kubefed_spec(group: &str, kind: &str, plural: &str, scope: &str, fed_scope: &str) -> Value {
+    let mut target = json!({"kind": kind, "pluralName": plural, "scope": scope, "version": "v1"});
+    if !group.is_empty() {
+        target["group"] = json!(group);
+    }
+    json!({
+        "federatedType": {"group": "types.kubefed.io", "kind": format!("Federated{kind}"),
+            "pluralName": format!("federated{plural}"), "scope": fed_scope, "version": "v1beta1"},
+        "propagation": "Enabled",
+        "targetType": target
+    })
+}
+
+#[tokio::test]
+async fn enable_creates_served_crds_and_kubefed_type_configs_and_is_idempotent() {
+    let host = install_host().await;
+    let out = ok(&["enable", "deployments.apps"]);
+    assert!(
+        out.contains("federatedtypeconfig.core.kubefed.io/deployments.apps created"),
+        "{out}"
+    );
+    ok(&["enable", "Service"]);
+    ok(&["enable", "ns"]);
+
+    let ftcs: Api<FederatedTypeConfig> = Api::namespaced(host.clone(), NS);
+    for (name, spec) in [
+        (
+            "deployments.apps",
+            kubefed_spec(
+                "apps",
+                "Deployment",
+                "deployments",
+                "Namespaced",
+                "Namespaced",
+            ),
+        ),
+        (
+            "services",
+            kubefed_spec("", "Service", "services", "Namespaced", "Namespaced"),
+        ),
+        (
+            "namespaces",
+            kubefed_spec("", "Namespace", "namespaces", "Cluster", "Namespaced"),
+        ),
+    ] {
+        let ftc = ftcs.get(name).await.unwrap();
+        assert_eq!(serde_json::to_value(&ftc.spec).unwrap(), spec, "{name}");
+    }
+
+    let crds: Api<CustomResourceDefinition> = Api::all(host.clone());
+    let dep_crd = crds
+        .get("federateddeployments.types.kubefed.io")
+        .await
+        .unwrap();
+    assert_eq!(
+        dep_crd.spec.names.short_names,
+        Some(vec!["fdeploy".to_string()])
+    );
+    crds.get("federatedservices.types.kubefed.io")
+        .await
+        .unwrap();
+    crds.get("federatednamespaces.types.kubefed.io")
+        .await
+        .unwrap();
+
+    // Served: a seed-style FederatedDeployment is stored and read back.
+    kubeutil::ensure_namespace(&host, "enable-test")
+        .await
+        .unwrap();
+    let fd: Api<DynamicObject> = Api::namespaced_with(
+        host.clone(),
+        "enable-test",
+        &federated(
+            "types.kubefed.io",
+            "FederatedDeployment",
+            "federateddeployments",
+        ),
+    );
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "types.kubefed.io/v1beta1", "kind": "FederatedDeployment",
+        "metadata": {"name": "web", "namespace": "enable-test"},
+        "spec": {
+            "template": {"metadata": {"labels": {"app": "nginx"}},
+                         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "nginx"}}}},
+            "placement": {"clusters": [{"name": "cluster2"}, {"name": "cluster1"}]},
+            "overrides": [{"clusterName": "cluster2",
+                           "clusterOverrides": [{"path": "/spec/replicas", "value": 5}]}]
+        }
+    }))
+    .unwrap();
+    fd.create(&PostParams::default(), &obj).await.unwrap();
+    let back = fd.get("web").await.unwrap();
+    assert_eq!(
+        back.data["spec"]["overrides"][0]["clusterOverrides"][0]["value"],
+        5
+    );
+    assert_eq!(
+        back.data["spec"]["overrides"][0]["clusterOverrides"][0]["op"], "replace",
+        "op defaults to replace"
+    );
+    fd.delete("web", &DeleteParams::default()).await.unwrap();
+
+    // Again: harmless, and says so.
+    let again = ok(&["enable", "deployments"]);
+    assert!(
+        again.contains("federatedtypeconfig.core.kubefed.io/deployments.apps updated"),
+        "{again}"
+    );
+    let ftc = ftcs.get("deployments.apps").await.unwrap();
+    assert_eq!(ftc.spec.propagation, PropagationMode::Enabled);
+}
+
+#[tokio::test]
+async fn disable_turns_propagation_off_and_delete_crd_removes_type_and_config() {
+    let host = install_host().await;
+    ok(&["enable", "configmaps"]);
+    let ftcs: Api<FederatedTypeConfig> = Api::namespaced(host.clone(), NS);
+    let crds: Api<CustomResourceDefinition> = Api::all(host.clone());
+    let crd = "federatedconfigmaps.types.kubefed.io";
+
+    let out = ok(&["disable", "configmaps"]);
+    assert!(out.contains("Disabled propagation"), "{out}");
+    assert_eq!(
+        ftcs.get("configmaps").await.unwrap().spec.propagation,
+        PropagationMode::Disabled
+    );
+    assert!(crds.get_opt(crd).await.unwrap().is_some(), "CRD kept");
+    let out = ok(&["disable", "configmaps"]);
+    assert!(out.contains("already disabled"), "{out}");
+
+    // Enabling again turns it back on.
+    ok(&["enable", "configmaps"]);
+    assert_eq!(
+        ftcs.get("configmaps").await.unwrap().spec.propagation,
+        PropagationMode::Enabled
+    );
+
+    // --delete-crd is refused while federated objects of the type exist.
+    kubeutil::ensure_namespace(&host, "disable-test")
+        .await
+        .unwrap();
+    let fcm: Api<DynamicObject> = Api::namespaced_with(
+        host.clone(),
+        "disable-test",
+        &federated(
+            "types.kubefed.io",
+            "FederatedConfigMap",
+            "federatedconfigmaps",
+        ),
+    );
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "types.kubefed.io/v1beta1", "kind": "FederatedConfigMap",
+        "metadata": {"name": "cfg", "namespace": "disable-test"},
+        "spec": {"template": {"data": {"a": "b"}}, "placement": {"clusterSelector": {}}}
+    }))
+    .unwrap();
+    fcm.create(&PostParams::default(), &obj).await.unwrap();
+    let err = failure(&["disable", "configmaps", "--delete-crd"]);
+    assert!(err.contains("FederatedConfigMap objects exist"), "{err}");
+    assert_eq!(
+        ftcs.get("configmaps").await.unwrap().spec.propagation,
+        PropagationMode::Enabled,
+        "a refused disable changes nothing"
+    );
+
+    fcm.delete("cfg", &DeleteParams::default()).await.unwrap();
+    common::eventually(Duration::from_secs(30), "FederatedConfigMap gone", || {
+        let fcm = fcm.clone();
+        async move { fcm.get_opt("cfg").await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+    let out = ok(&["disable", "configmaps", "--delete-crd"]);
+    assert!(
+        out.contains(&format!("customresourcedefinition \"{crd}\" deleted")),
+        "{out}"
+    );
+    assert!(crds.get_opt(crd).await.unwrap().is_none());
+    assert!(ftcs.get_opt("configmaps").await.unwrap().is_none());
+
+    // Nothing left: disabling again only reports it.
+    let out = ok(&["disable", "configmaps", "--delete-crd"]);
+    assert!(out.contains("does not exist"), "{out}");
+}
+
+#[tokio::test]
+async fn unknown_type_is_a_one_line_error() {
+    install_host().await;
+    let err = failure(&["enable", "nosuchkinds"]);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("\"nosuchkinds\""), "{err}");
+    let err = failure(&["disable", "nosuchkinds"]);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let err = failure(&["enable", "secrets", "--kubefed-namespace", "no-such-ns"]);
+    assert!(err.contains("\"no-such-ns\" does not exist"), "{err}");
+}
+
+#[tokio::test]
+async fn output_yaml_prints_without_creating() {
+    let host = install_host().await;
+    let out = ok(&[
+        "enable",
+        "replicasets.apps",
+        "--federated-group",
+        "types.example.io",
+        "-o",
+        "yaml",
+    ]);
+    assert!(out.contains("kind: FederatedTypeConfig"), "{out}");
+    assert!(
+        out.contains("name: federatedreplicasets.types.example.io"),
+        "{out}"
+    );
+    assert!(out.contains("kind: FederatedReplicaSet"), "{out}");
+    let ftcs: Api<FederatedTypeConfig> = Api::namespaced(host.clone(), NS);
+    assert!(ftcs.get_opt("replicasets.apps").await.unwrap().is_none());
+    let crds: Api<CustomResourceDefinition> = Api::all(host);
+    assert!(
+        crds.get_opt("federatedreplicasets.types.example.io")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
