@@ -550,9 +550,18 @@ impl Ctx {
             )),
             Some(_) => records::render_service(&with_status, &resolved).map_err(|e| e.to_string()),
         };
-        let (ready_reason, problems) = match &rendered {
-            Ok(r) => (None, r.problems.clone()),
-            Err(msg) => (
+        // Publish first, so the conditions say what really happened.
+        let published = match &rendered {
+            Ok(r) => self.write_endpoints(r.clone()).await,
+            Err(_) => Ok(()),
+        };
+        let (ready_reason, problems) = match (&rendered, &published) {
+            (Ok(_), Err(e)) => (
+                Some(("PublishFailed", format!("writing the DNSEndpoint: {e}"))),
+                vec![],
+            ),
+            (Ok(r), Ok(())) => (None, r.problems.clone()),
+            (Err(msg), _) => (
                 Some((
                     if domain.is_none() {
                         "DomainNotFound"
@@ -585,9 +594,7 @@ impl Ctx {
             self.announce(&*rec, &previous.conditions, &status.conditions)
                 .await;
         }
-        if let Ok(r) = rendered {
-            self.write_endpoints(r).await?;
-        }
+        published?;
         Ok(if hostnames.is_empty() {
             Outcome::Done
         } else {
@@ -639,9 +646,17 @@ impl Ctx {
         let hostnames = records::ingress_hostnames(&with_status);
         let resolved = self.resolver.resolve(&hostnames).await;
         let rendered = records::render_ingress(&with_status, &resolved).map_err(|e| e.to_string());
-        let (ready_reason, problems) = match &rendered {
-            Ok(r) => (None, r.problems.clone()),
-            Err(msg) => (Some(("InvalidRecord", msg.clone())), vec![]),
+        let published = match &rendered {
+            Ok(r) => self.write_endpoints(r.clone()).await,
+            Err(_) => Ok(()),
+        };
+        let (ready_reason, problems) = match (&rendered, &published) {
+            (Ok(_), Err(e)) => (
+                Some(("PublishFailed", format!("writing the DNSEndpoint: {e}"))),
+                vec![],
+            ),
+            (Ok(r), Ok(())) => (None, r.problems.clone()),
+            (Err(msg), _) => (Some(("InvalidRecord", msg.clone())), vec![]),
         };
         status.conditions = conditions(
             &previous.conditions,
@@ -664,9 +679,7 @@ impl Ctx {
             self.announce(&*rec, &previous.conditions, &status.conditions)
                 .await;
         }
-        if let Ok(r) = rendered {
-            self.write_endpoints(r).await?;
-        }
+        published?;
         Ok(if hostnames.is_empty() {
             Outcome::Done
         } else {
