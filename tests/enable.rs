@@ -281,3 +281,89 @@ async fn output_yaml_prints_without_creating() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn federate_wraps_objects_and_namespace_contents() {
+    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+
+    let host = install_host().await;
+    ok(&["enable", "secrets"]);
+    ok(&["enable", "namespaces"]);
+    let ns = "federate-test";
+    kubeutil::ensure_namespace(&host, ns).await.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(host.clone(), ns);
+    for name in ["app-secret", "other-secret"] {
+        let s: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"app": "web"}, "annotations": {"note": "x"}},
+            "type": "Opaque", "data": {"k": "dg=="}
+        }))
+        .unwrap();
+        secrets.create(&PostParams::default(), &s).await.unwrap();
+    }
+
+    let out = ok(&["federate", "secret", "app-secret", "-n", ns]);
+    assert!(
+        out.contains(&format!("FederatedSecret {ns}/app-secret created")),
+        "{out}"
+    );
+    let fsecrets: Api<DynamicObject> = Api::namespaced_with(
+        host.clone(),
+        ns,
+        &federated("types.kubefed.io", "FederatedSecret", "federatedsecrets"),
+    );
+    let fs = fsecrets.get("app-secret").await.unwrap();
+    assert_eq!(
+        fs.data["spec"]["template"],
+        json!({"metadata": {"labels": {"app": "web"}}, "type": "Opaque", "data": {"k": "dg=="}})
+    );
+    assert_eq!(
+        fs.data["spec"]["placement"],
+        json!({"clusterSelector": {"matchLabels": {}}})
+    );
+
+    // The namespace with its contents: the FederatedNamespace, the second secret, and the
+    // first one left as it is.
+    let out = ok(&["federate", "namespace", ns, "--contents"]);
+    assert!(
+        out.contains(&format!("FederatedNamespace {ns}/{ns} created")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("FederatedSecret {ns}/app-secret already exists")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("FederatedSecret {ns}/other-secret created")),
+        "{out}"
+    );
+    let fns: Api<DynamicObject> = Api::namespaced_with(
+        host.clone(),
+        ns,
+        &federated(
+            "types.kubefed.io",
+            "FederatedNamespace",
+            "federatednamespaces",
+        ),
+    );
+    fns.get(ns).await.unwrap();
+    fsecrets.get("other-secret").await.unwrap();
+
+    // -o yaml needs no FederatedTypeConfig and creates nothing.
+    let sas: Api<ServiceAccount> = Api::namespaced(host.clone(), ns);
+    let sa: ServiceAccount = serde_json::from_value(json!({
+        "metadata": {"name": "bot"}, "secrets": [{"name": "bot-token"}]
+    }))
+    .unwrap();
+    sas.create(&PostParams::default(), &sa).await.unwrap();
+    let out = ok(&["federate", "sa", "bot", "-n", ns, "-o", "yaml"]);
+    assert!(out.contains("kind: FederatedServiceAccount"), "{out}");
+    assert!(
+        !out.contains("bot-token"),
+        "member-owned secrets left out: {out}"
+    );
+
+    let err = failure(&["federate", "secret", "missing", "-n", ns]);
+    assert!(err.contains("Secret \"missing\" not found"), "{err}");
+    let err = failure(&["federate", "sa", "bot", "-n", ns]);
+    assert!(err.contains("kubefed enable serviceaccounts"), "{err}");
+}

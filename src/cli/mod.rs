@@ -6,6 +6,7 @@ mod crds;
 mod demo;
 mod dns_server;
 mod enable;
+mod federate;
 mod join;
 mod render;
 
@@ -62,7 +63,7 @@ pub enum Command {
     /// Disable propagation of a federated type.
     Disable(enable::DisableArgs),
     /// Wrap an existing object into its Federated<Kind>.
-    Federate(NotYet),
+    Federate(federate::FederateArgs),
     /// Print, offline, the DNSEndpoints that the records in a file produce.
     Render(render::RenderArgs),
     /// Print the CustomResourceDefinitions of every kubefed API (or write them to a directory).
@@ -103,13 +104,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unjoin(args) => join::run_unjoin(args).await,
         Command::Enable(args) => enable::run_enable(args).await,
         Command::Disable(args) => enable::run_disable(args).await,
-        Command::Federate(_) => not_yet("federate", 7),
+        Command::Federate(args) => federate::run(args).await,
         Command::Render(args) => render::run(args),
     }
-}
-
-fn not_yet(cmd: &str, issue: u32) -> anyhow::Result<()> {
-    anyhow::bail!("`kubefed {cmd}` is not implemented yet (tracked in issue #{issue})")
 }
 
 /// The state directory flag shared by the demo subcommands.

@@ -14,15 +14,17 @@
 //!  ReplicaSchedulingPreference + Ready clusters + member replica state
 //!        ──► scheduling::schedule ──► scheduling::apply_schedule (placement + /spec/replicas overrides)
 //!
-//!  `kubefed enable/disable` ──► typeconfig (discovery match, FTC + CRD objects; I/O shell at the end)
+//!  `kubefed enable/disable` ──► typeconfig (discovery match, FTC + CRD objects)
+//!  `kubefed federate`       ──► federate (object → Federated<Kind>)
 //! ```
 //!
-//! Everything here except the `typeconfig` I/O functions is pure: borrowed JSON in,
+//! Everything here is pure: borrowed JSON in,
 //! values or a `thiserror` error out; no client, no clock (`now` is passed in). The sync
-//! controller (reconcile loop, dispatch, status) calls these functions; see
-//! `docs/sync.md`.
+//! controller (reconcile loop, dispatch, status) and the CLI (`cli::enable`,
+//! `cli::federate`, which do the requests) call these functions; see `docs/sync.md`.
 
 pub mod desired;
+pub mod federate;
 pub mod overrides;
 pub mod placement;
 pub mod retain;
