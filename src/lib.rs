@@ -36,4 +36,5 @@ pub mod demo;
 pub mod dns;
 pub mod kubeutil;
 pub mod localup;
+pub mod propagation;
 pub mod sync;

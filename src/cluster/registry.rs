@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, reflector::store::Writer};
@@ -179,6 +179,58 @@ impl ClusterRegistry {
                     }
                 })
                 .await;
+            }
+            .instrument(span),
+        );
+        Some(reader)
+    }
+
+    /// The shared store of a type known only at run time (the sync engine's target
+    /// types), started on first use; changes are announced like [`Self::store`]'s, with
+    /// the kind of `ar`.
+    pub fn dyn_store(
+        self: &Arc<Self>,
+        cluster: &str,
+        ar: &ApiResource,
+    ) -> Option<Store<DynamicObject>> {
+        let key = format!("dyn:{}/{}/{}", ar.group, ar.version, ar.kind);
+        let mut inner = self.inner.lock().unwrap();
+        let entry = inner.members.get_mut(cluster)?;
+        if let Some(s) = entry.stores.get(&key) {
+            return s.downcast_ref::<Store<DynamicObject>>().cloned();
+        }
+        let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+        let reader = writer.as_reader();
+        entry.stores.insert(key, Box::new(reader.clone()));
+        let member = entry.member.clone();
+        let this = Arc::downgrade(self);
+        let ar = ar.clone();
+        let span = info_span!("member_watch", cluster = %cluster, kind = %ar.kind);
+        tokio::spawn(
+            async move {
+                let api: Api<DynamicObject> = Api::all_with(member.client.clone(), &ar);
+                let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+                let mut stream = std::pin::pin!(reflector::reflector(writer, stream));
+                loop {
+                    let next = tokio::select! {
+                        _ = member.cancel.cancelled() => return,
+                        n = stream.next() => n,
+                    };
+                    match next {
+                        Some(Ok(Event::Apply(o) | Event::Delete(o) | Event::InitApply(o))) => {
+                            let Some(this) = this.upgrade() else { return };
+                            this.emit(RegistryEvent::Object {
+                                cluster: member.name.clone(),
+                                kind: ar.kind.clone(),
+                                namespace: o.namespace(),
+                                name: o.name_any(),
+                            });
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => warn!(error = %e, "watch failed; retrying with backoff"),
+                        None => return,
+                    }
+                }
             }
             .instrument(span),
         );

@@ -1,0 +1,145 @@
+//! The federated object's status: the `Propagation` condition and `status.clusters`, as
+//! KubeFed writes them (an OK cluster has no `status`; anything else names the reason of
+//! seed 004's table). Pure.
+
+use serde_json::{Value, json};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterStatus {
+    pub name: String,
+    /// `OK` or a per-cluster reason (`ClusterNotReady`, `AlreadyExists`, ...).
+    pub status: String,
+}
+
+impl ClusterStatus {
+    pub fn new(name: &str, status: &str) -> Self {
+        ClusterStatus {
+            name: name.into(),
+            status: status.into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PropagationStatus {
+    /// An aggregate reason that stops propagation (`NamespaceNotFederated`, ...).
+    pub reason: Option<String>,
+    pub clusters: Vec<ClusterStatus>,
+}
+
+impl PropagationStatus {
+    /// The status object; transition and update times move only when the condition
+    /// changes, so an unchanged status compares equal and is not rewritten.
+    pub fn to_value(&self, previous: Option<&Value>, generation: Option<i64>) -> Value {
+        let failing = self.clusters.iter().any(|c| c.status != "OK");
+        let (cond_status, reason) = match (&self.reason, failing) {
+            (Some(r), _) => ("False", r.as_str()),
+            (None, true) => ("False", "CheckClusters"),
+            (None, false) => ("True", ""),
+        };
+        let prev = previous
+            .and_then(|p| p["conditions"].as_array())
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Propagation"));
+        let now = k8s_openapi::jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let same = prev.is_some_and(|p| {
+            p["status"] == cond_status && p["reason"].as_str().unwrap_or("") == reason
+        });
+        let (updated, transitioned) = match prev {
+            Some(p) if same => (p["lastUpdateTime"].clone(), p["lastTransitionTime"].clone()),
+            Some(p) if p["status"] == cond_status => (json!(now), p["lastTransitionTime"].clone()),
+            _ => (json!(now), json!(now)),
+        };
+        let mut cond = json!({"type": "Propagation", "status": cond_status,
+            "lastUpdateTime": updated, "lastTransitionTime": transitioned});
+        if !reason.is_empty() {
+            cond["reason"] = json!(reason);
+        }
+        let mut clusters: Vec<&ClusterStatus> = self.clusters.iter().collect();
+        clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        let clusters: Vec<Value> = clusters
+            .into_iter()
+            .map(|c| {
+                if c.status == "OK" {
+                    json!({"name": c.name})
+                } else {
+                    json!({"name": c.name, "status": c.status})
+                }
+            })
+            .collect();
+        let mut out = json!({"conditions": [cond], "clusters": clusters});
+        if let Some(g) = generation {
+            out["observedGeneration"] = json!(g);
+        }
+        out
+    }
+}
+
+/// Every field of `want` has the same value in `got` (the member adds defaults and
+/// status, which are not ours to fight over).
+pub fn is_subset(want: &Value, got: &Value) -> bool {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => w
+            .iter()
+            .all(|(k, v)| g.get(k).is_some_and(|gv| is_subset(v, gv))),
+        (Value::Array(w), Value::Array(g)) => {
+            w.len() == g.len() && w.iter().zip(g).all(|(a, b)| is_subset(a, b))
+        }
+        _ => want == got,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_ok_is_true_without_reason_and_ok_clusters_have_no_status() {
+        let s = PropagationStatus {
+            reason: None,
+            clusters: vec![ClusterStatus::new("b", "OK"), ClusterStatus::new("a", "OK")],
+        };
+        let v = s.to_value(None, Some(3));
+        assert_eq!(v["conditions"][0]["status"], "True");
+        assert!(v["conditions"][0].get("reason").is_none());
+        assert_eq!(v["clusters"], json!([{"name": "a"}, {"name": "b"}]));
+        assert_eq!(v["observedGeneration"], 3);
+    }
+
+    #[test]
+    fn a_failing_cluster_gives_check_clusters() {
+        let s = PropagationStatus {
+            reason: None,
+            clusters: vec![ClusterStatus::new("a", "AlreadyExists")],
+        };
+        let v = s.to_value(None, None);
+        assert_eq!(
+            (
+                v["conditions"][0]["status"].as_str(),
+                v["conditions"][0]["reason"].as_str()
+            ),
+            (Some("False"), Some("CheckClusters"))
+        );
+        assert_eq!(v["clusters"][0]["status"], "AlreadyExists");
+    }
+
+    #[test]
+    fn unchanged_status_keeps_its_times() {
+        let s = PropagationStatus {
+            reason: Some("NamespaceNotFederated".into()),
+            clusters: vec![],
+        };
+        let first = s.to_value(None, Some(1));
+        let again = s.to_value(Some(&first), Some(1));
+        assert_eq!(first, again);
+    }
+
+    #[test]
+    fn subset_ignores_fields_the_member_added() {
+        let want = json!({"spec": {"replicas": 2}, "metadata": {"labels": {"a": "b"}}});
+        let got = json!({"spec": {"replicas": 2, "strategy": {}}, "metadata": {"labels": {"a": "b"}, "uid": "x"}, "status": {}});
+        assert!(is_subset(&want, &got));
+        assert!(!is_subset(&json!({"spec": {"replicas": 3}}), &got));
+    }
+}

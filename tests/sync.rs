@@ -1,0 +1,348 @@
+//! The sync engine on a host and two members, following seed 000: FederatedNamespace,
+//! FederatedDeployment with a replicas override, FederatedService; member-side drift is
+//! undone, updates propagate, placement changes remove copies, deletion removes or (with
+//! the orphaning annotation) keeps them; seed 004's propagation reasons for an object
+//! that already exists (no adoption) and a bad override path.
+
+mod common;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kubefed::api::{self, DEFAULT_KUBEFED_NAMESPACE as NS};
+use kubefed::kubeutil;
+use serde_json::{Value, json};
+
+fn apply() -> PatchParams {
+    PatchParams::apply("test").force()
+}
+
+fn fed_api(host: &kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
+    let ar = ApiResource {
+        group: "types.kubefed.io".into(),
+        version: "v1beta1".into(),
+        api_version: "types.kubefed.io/v1beta1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    Api::namespaced_with(host.clone(), "stars", &ar)
+}
+
+fn deployment(name: &str, replicas: i64, clusters: &[&str], overrides: Value) -> Value {
+    json!({"apiVersion": "types.kubefed.io/v1beta1", "kind": "FederatedDeployment",
+    "metadata": {"name": name, "namespace": "stars"},
+    "spec": {
+        "template": {"metadata": {"labels": {"app": "httpbin"}}, "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "httpbin"}},
+            "template": {"metadata": {"labels": {"app": "httpbin"}},
+                "spec": {"containers": [{"name": "httpbin", "image": "docker.io/kennethreitz/httpbin", "ports": [{"containerPort": 80}]}]}}}},
+        "placement": {"clusters": clusters.iter().map(|c| json!({"name": c})).collect::<Vec<_>>()},
+        "overrides": overrides
+    }})
+}
+
+async fn replicas(cluster: &str, name: &str) -> Option<i32> {
+    let d: Api<Deployment> = Api::namespaced(common::client(cluster).await, "stars");
+    d.get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|d| d.spec.and_then(|s| s.replicas))
+}
+
+async fn cluster_status(api: &Api<DynamicObject>, name: &str, cluster: &str) -> Option<String> {
+    let o = api.get_opt(name).await.ok()??;
+    let clusters = o.data["status"]["clusters"].as_array()?.clone();
+    clusters
+        .iter()
+        .find(|c| c["name"] == cluster)
+        .map(|c| c["status"].as_str().unwrap_or("OK").to_string())
+}
+
+#[tokio::test]
+async fn seed_000_walkthrough_propagates_and_reports() {
+    let host = common::client(common::host()).await;
+    kubeutil::ensure_namespace(&host, NS).await.unwrap();
+    kubeutil::apply_crds(&host, &api::crds(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    Api::<api::core::KubeFedConfig>::namespaced(host.clone(), NS)
+        .patch(
+            "kubefed",
+            &apply(),
+            &Patch::Apply(json!({
+            "apiVersion": "core.kubefed.io/v1beta1", "kind": "KubeFedConfig",
+            "metadata": {"name": "kubefed", "namespace": NS},
+            "spec": {"scope": "Cluster", "clusterHealthCheck": {"period": "1s", "timeout": "1s"},
+                     "syncController": {"adoptResources": "Disabled"}}})),
+        )
+        .await
+        .unwrap();
+    for c in ["cluster2", "cluster3"] {
+        let out = common::kubefed_fed(&[
+            "join",
+            c,
+            "--cluster-context",
+            c,
+            "--host-cluster-context",
+            "cluster1",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for t in ["namespaces", "deployments.apps", "services"] {
+        let out = common::kubefed_fed(&["enable", t, "--host-cluster-context", "cluster1"]);
+        assert!(
+            out.status.success(),
+            "enable {t}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    kubeutil::ensure_namespace(&host, "stars").await.unwrap();
+    // An object that already exists in cluster2 and is not ours: no adoption.
+    // (Its namespace carries the managed label, as if propagated earlier.)
+    Api::<Namespace>::all(common::client("cluster2").await)
+        .patch(
+            "stars",
+            &apply(),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "stars", "labels": {"kubefed.io/managed": "true"}}})),
+        )
+        .await
+        .unwrap();
+    let pre = deployment("preexisting", 1, &[], json!([]))["spec"]["template"].clone();
+    let mut pre = pre;
+    pre["apiVersion"] = json!("apps/v1");
+    pre["kind"] = json!("Deployment");
+    pre["metadata"] = json!({"name": "preexisting", "namespace": "stars"});
+    Api::<Deployment>::namespaced(common::client("cluster2").await, "stars")
+        .patch("preexisting", &apply(), &Patch::Apply(pre))
+        .await
+        .unwrap();
+
+    let fns = fed_api(&host, "FederatedNamespace", "federatednamespaces");
+    fns.patch(
+        "stars",
+        &apply(),
+        &Patch::Apply(
+            json!({"apiVersion": "types.kubefed.io/v1beta1", "kind": "FederatedNamespace",
+        "metadata": {"name": "stars", "namespace": "stars"},
+        "spec": {"placement": {"clusters": [{"name": "cluster2"}, {"name": "cluster3"}]}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let fdeps = fed_api(&host, "FederatedDeployment", "federateddeployments");
+    let overrides = json!([{"clusterName": "cluster2", "clusterOverrides": [{"path": "/spec/replicas", "value": 2}]}]);
+    fdeps
+        .patch(
+            "federated-xwings",
+            &apply(),
+            &Patch::Apply(deployment(
+                "federated-xwings",
+                1,
+                &["cluster2", "cluster3"],
+                overrides.clone(),
+            )),
+        )
+        .await
+        .unwrap();
+    let fsvcs = fed_api(&host, "FederatedService", "federatedservices");
+    fsvcs.patch("federated-antenna", &apply(), &Patch::Apply(json!({"apiVersion": "types.kubefed.io/v1beta1", "kind": "FederatedService",
+        "metadata": {"name": "federated-antenna", "namespace": "stars"},
+        "spec": {"template": {"metadata": {"labels": {"app": "httpbin"}},
+                 "spec": {"ports": [{"name": "http", "port": 8000, "targetPort": 80}], "selector": {"app": "httpbin"}}},
+                 "placement": {"clusters": [{"name": "cluster2"}, {"name": "cluster3"}]}}})))
+        .await
+        .unwrap();
+    fdeps
+        .patch(
+            "preexisting",
+            &apply(),
+            &Patch::Apply(deployment("preexisting", 1, &["cluster2"], json!([]))),
+        )
+        .await
+        .unwrap();
+    let bad = json!([{"clusterName": "cluster2", "clusterOverrides": [{"op": "remove", "path": "/spec/no/such/field"}]}]);
+    fdeps
+        .patch(
+            "bad-override",
+            &apply(),
+            &Patch::Apply(deployment("bad-override", 1, &["cluster2"], bad)),
+        )
+        .await
+        .unwrap();
+
+    let kc = common::federation().state.kubeconfig.display().to_string();
+    let _cm = common::Daemon::start(
+        &[
+            "controller-manager",
+            "--kubeconfig",
+            &kc,
+            "--context",
+            "cluster1",
+            "--metrics-listen",
+            &common::free_addr(),
+        ],
+        "controller-manager",
+    );
+    let t = Duration::from_secs(60);
+
+    // The namespace first, then its contents, with cluster2's override.
+    for c in ["cluster2", "cluster3"] {
+        common::eventually(t, &format!("namespace stars in {c}"), || async {
+            let ns = Api::<Namespace>::all(common::client(c).await)
+                .get_opt("stars")
+                .await
+                .ok()??;
+            (ns.metadata.labels?.get("kubefed.io/managed")? == "true").then_some(())
+        })
+        .await;
+    }
+    common::eventually(t, "replicas 2 on cluster2", || async {
+        (replicas("cluster2", "federated-xwings").await? == 2).then_some(())
+    })
+    .await;
+    common::eventually(t, "replicas 1 on cluster3", || async {
+        (replicas("cluster3", "federated-xwings").await? == 1).then_some(())
+    })
+    .await;
+    for c in ["cluster2", "cluster3"] {
+        common::eventually(t, &format!("service in {c}"), || async {
+            Api::<Service>::namespaced(common::client(c).await, "stars")
+                .get_opt("federated-antenna")
+                .await
+                .ok()?
+                .map(|_| ())
+        })
+        .await;
+    }
+    common::eventually(t, "Propagation True", || async {
+        let o = fdeps.get_opt("federated-xwings").await.ok()??;
+        let c = o.data["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Propagation")?
+            .clone();
+        (c["status"] == "True").then_some(())
+    })
+    .await;
+
+    // Seed 004's per-cluster reasons.
+    common::eventually(t, "AlreadyExists", || async {
+        (cluster_status(&fdeps, "preexisting", "cluster2").await? == "AlreadyExists").then_some(())
+    })
+    .await;
+    common::eventually(t, "ApplyOverridesFailed", || async {
+        (cluster_status(&fdeps, "bad-override", "cluster2").await? == "ApplyOverridesFailed")
+            .then_some(())
+    })
+    .await;
+    let bad = fdeps.get("bad-override").await.unwrap();
+    let cond = &bad.data["status"]["conditions"][0];
+    assert_eq!(
+        (cond["status"].as_str(), cond["reason"].as_str()),
+        (Some("False"), Some("CheckClusters"))
+    );
+
+    // A member-side delete is undone.
+    Api::<Deployment>::namespaced(common::client("cluster3").await, "stars")
+        .delete("federated-xwings", &DeleteParams::default())
+        .await
+        .unwrap();
+    common::eventually(t, "the deleted copy back", || async {
+        (replicas("cluster3", "federated-xwings").await? == 1).then_some(())
+    })
+    .await;
+
+    // An update propagates; the override still wins on cluster2.
+    fdeps
+        .patch(
+            "federated-xwings",
+            &apply(),
+            &Patch::Apply(deployment(
+                "federated-xwings",
+                4,
+                &["cluster2", "cluster3"],
+                overrides.clone(),
+            )),
+        )
+        .await
+        .unwrap();
+    common::eventually(t, "replicas 4 on cluster3", || async {
+        (replicas("cluster3", "federated-xwings").await? == 4).then_some(())
+    })
+    .await;
+    assert_eq!(replicas("cluster2", "federated-xwings").await, Some(2));
+
+    // Leaving the placement removes the copy.
+    fdeps
+        .patch(
+            "federated-xwings",
+            &apply(),
+            &Patch::Apply(deployment("federated-xwings", 4, &["cluster2"], overrides)),
+        )
+        .await
+        .unwrap();
+    common::eventually(t, "copy gone from cluster3", || async {
+        replicas("cluster3", "federated-xwings")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    // Orphaning keeps the copies; plain deletion removes them.
+    fsvcs
+        .patch(
+            "federated-antenna",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"kubefed.io/orphan": "true"}}})),
+        )
+        .await
+        .unwrap();
+    fsvcs
+        .delete("federated-antenna", &DeleteParams::default())
+        .await
+        .unwrap();
+    common::eventually(t, "federated service gone", || async {
+        fsvcs
+            .get_opt("federated-antenna")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    for c in ["cluster2", "cluster3"] {
+        assert!(
+            Api::<Service>::namespaced(common::client(c).await, "stars")
+                .get_opt("federated-antenna")
+                .await
+                .unwrap()
+                .is_some(),
+            "orphaned service kept in {c}"
+        );
+    }
+    fdeps
+        .delete("federated-xwings", &DeleteParams::default())
+        .await
+        .unwrap();
+    common::eventually(
+        t,
+        "deployment removed with its federated object",
+        || async {
+            replicas("cluster2", "federated-xwings")
+                .await
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+}
