@@ -9,7 +9,8 @@
 //! - CoreDNS's etcd plugin answers what our skydns writer (`--etcd-endpoints`) wrote.
 //!
 //! One controller-manager (in-process, no leader election, writing the skydns prefix
-//! `/skydns` and the ExternalDNS copies) serves every test of this binary. Each test has
+//! `/skydns` and the ExternalDNS copies, serving the names itself on `--dns-listen`)
+//! serves every test of this binary. Each test has
 //! its own namespace, Domain (zone), member Services and etcd prefix, so they run in
 //! parallel; each changes a member's load balancer IP and waits for the new answer.
 
@@ -115,15 +116,18 @@ async fn wait_dig(addr: &str, name: &str, qtype: &str, want: &[&str], logs: &[&P
     }
 }
 
-/// The host set up once for the binary: CRDs (ours and ExternalDNS's), two joined
+/// The host, set up once for the binary: CRDs (ours and ExternalDNS's), two joined
 /// members with region/zone nodes, and a controller-manager running in-process on its
 /// own thread (so no test's runtime owns it; it dies with the binary).
-fn controller_manager() {
-    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+/// Returns the address of its embedded DNS server (`--dns-listen`).
+fn controller_manager() -> &'static str {
+    static READY: OnceLock<Result<String, String>> = OnceLock::new();
     let r = READY.get_or_init(|| {
         let shared = common::federation();
         let kubeconfig = shared.state.kubeconfig.clone();
         let etcd = shared.state.etcd.url.clone();
+        let embedded = common::free_addr();
+        let dns_listen = embedded.parse().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -143,10 +147,10 @@ fn controller_manager() {
                     externaldns_copy: ExternalDnsCopy::Auto,
                     etcd_endpoints: vec![etcd],
                     etcd_prefix: "/skydns".into(),
-                    dns_listen: None,
+                    dns_listen: Some(dns_listen),
                     dns_zones: vec![],
                 };
-                let _ = tx.send(Ok(()));
+                let _ = tx.send(Ok(embedded));
                 if let Err(e) =
                     kubefed::controller_manager::run(opts, CancellationToken::new()).await
                 {
@@ -157,8 +161,9 @@ fn controller_manager() {
         rx.recv()
             .unwrap_or_else(|_| Err("setup thread died".into()))
     });
-    if let Err(e) = r {
-        panic!("setting up the host failed: {e}");
+    match r {
+        Ok(addr) => addr,
+        Err(e) => panic!("setting up the host failed: {e}"),
     }
 }
 
@@ -389,6 +394,8 @@ fn external_dns(
         format!("--coredns-prefix={prefix}/"),
         "--interval=1s".into(),
         "--log-level=debug".into(),
+        // Its default is :7979 on every interface; tests bind loopback, free ports.
+        format!("--metrics-address={}", common::free_addr()),
     ];
     cmd.extend(extra.iter().map(|s| s.to_string()));
     let p = ManagedProcess::spawn(&cmd, &log, Lifetime::Owned).expect("external-dns starts");
@@ -527,5 +534,243 @@ async fn coredns_etcd_plugin_answers_what_the_kubefed_writer_wrote() {
     for dns in [&core, &kubefed_dns] {
         wait_dig(dns, &n.global, "A", &["10.53.0.2", "10.53.1.3"], &logs).await;
         wait_dig(dns, &n.us, "A", &["10.53.1.3"], &logs).await;
+    }
+}
+
+// --- Propagation benchmark (issue 6 part 4; `make bench-propagation`) -------------------
+//
+// Not a test: `#[ignore]`d, run by tests/bench/propagation.sh in release mode. Each round
+// changes the load balancer IP of `web` in cluster2 and measures, from just before the
+// API write, the time until each system's DNS server answers the zone-level name with the
+// new address (and only it):
+//   embedded   controller-manager --dns-listen (in-process index, no etcd)
+//   writer     controller-manager --etcd-endpoints -> etcd -> kubefed dns-server (watch)
+//   externaldns ExternalDNS v0.23.0 (crd source, coredns provider) -> etcd -> CoreDNS etcd
+// All three watch the same change at the same time, on the same machine.
+// The DNS client is hickory over UDP, polling every 5 ms: spawning `dig` for each poll
+// would add its own start-up to every sample and load the 2 cores we measure on.
+
+use hickory_net::client::{Client as DnsClient, ClientHandle};
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::udp::UdpClientStream;
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use std::time::Instant;
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn dns_client(addr: &str) -> DnsClient<TokioRuntimeProvider> {
+    let conn = UdpClientStream::builder(addr.parse().unwrap(), TokioRuntimeProvider::default())
+        .with_timeout(Some(Duration::from_millis(500)))
+        .build();
+    let (client, bg) = DnsClient::<TokioRuntimeProvider>::from_sender(conn);
+    tokio::spawn(bg);
+    client
+}
+
+/// The A addresses of `name`, sorted; empty on any error.
+async fn a_records(client: &mut DnsClient<TokioRuntimeProvider>, name: &Name) -> Vec<String> {
+    let Ok(resp) = client
+        .query(name.clone(), DNSClass::IN, RecordType::A)
+        .await
+    else {
+        return vec![];
+    };
+    let mut v: Vec<String> = resp
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.to_string()),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Polls until `name` answers exactly `[ip]`; the time since `t0`, or None at `deadline`.
+async fn until_answer(
+    addr: String,
+    name: Name,
+    ip: String,
+    t0: Instant,
+    deadline: Instant,
+) -> Option<Duration> {
+    let mut client = dns_client(&addr).await;
+    let want = vec![ip];
+    loop {
+        if a_records(&mut client, &name).await == want {
+            return Some(t0.elapsed());
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    // Nearest rank.
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: make bench-propagation"]
+async fn propagation_benchmark() {
+    let rounds: usize = env_or("BENCH_CHANGES", 30);
+    // Pause between changes: more than ExternalDNS's --min-event-sync-interval (5 s), so
+    // each change is its own sync there, as changes of one Service are in real life.
+    let pause = Duration::from_millis(env_or("BENCH_PAUSE_MS", 6000));
+    let per_change = Duration::from_secs(env_or("BENCH_TIMEOUT_S", 150));
+    let edns_version = std::env::var("BENCH_EXTERNALDNS_VERSION").unwrap_or("v0.23.0".into());
+    let edns_extra: Vec<String> = std::env::var("BENCH_EXTERNALDNS_ARGS")
+        .unwrap_or("--events".into())
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let coredns = peer_binary("coredns", "peers-dns");
+    let edns_bin = peer_binary(&format!("external-dns-{edns_version}"), "peers-externaldns");
+
+    let (ns, zone) = ("bench", "bench.example");
+    let embedded = controller_manager().to_string();
+    let n = federate(ns, "benchfed", zone, ["10.77.0.1", "10.78.0.1"]).await;
+    let name = Name::from_ascii(format!("{}.", n.eu_a)).unwrap();
+
+    let (writer_server, writer_dns) = dns_server(zone, "/skydns", "bench-dns-server");
+    let shared = common::federation();
+    let dir = common::unique_dir("bench-propagation");
+    let edns_log = dir.join("external-dns.log");
+    // ExternalDNS with its defaults but for what the set-up needs (where, what, whose)
+    // and BENCH_EXTERNALDNS_ARGS (default --events: react to DNSEndpoint changes rather
+    // than only every --interval=1m).
+    let mut cmd: Vec<String> = vec![
+        "/usr/bin/env".into(),
+        format!("ETCD_URLS={}", shared.state.etcd.url),
+        edns_bin.display().to_string(),
+        format!("--kubeconfig={}", shared.state.kubeconfig.display()),
+        "--source=crd".into(),
+        "--provider=coredns".into(),
+        "--registry=txt".into(),
+        "--txt-owner-id=kubefed-bench".into(),
+        format!("--domain-filter={zone}"),
+        format!("--namespace={ns}"),
+        "--coredns-prefix=/bench-edns/".into(),
+        format!("--metrics-address={}", common::free_addr()),
+    ];
+    cmd.extend(edns_extra.iter().cloned());
+    let _edns =
+        Peer(ManagedProcess::spawn(&cmd, &edns_log, Lifetime::Owned).expect("external-dns starts"));
+    let port = free_port().unwrap();
+    let corefile = dir.join("Corefile");
+    std::fs::write(
+        &corefile,
+        format!(
+            "{zone}:{port} {{\n  bind 127.0.0.1\n  etcd {zone} {{\n    path /bench-edns\n    endpoint {}\n  }}\n}}\n",
+            shared.state.etcd.url
+        ),
+    )
+    .unwrap();
+    let core_log = dir.join("coredns.log");
+    let _core = Peer(
+        ManagedProcess::spawn(
+            &[
+                coredns.display().to_string(),
+                "-conf".into(),
+                corefile.display().to_string(),
+            ],
+            &core_log,
+            Lifetime::Owned,
+        )
+        .expect("coredns starts"),
+    );
+    let core_dns = format!("127.0.0.1:{port}");
+    let systems = [
+        ("embedded (controller-manager --dns-listen)", embedded),
+        ("writer + kubefed dns-server (etcd)", writer_dns),
+        ("ExternalDNS + CoreDNS etcd plugin", core_dns),
+    ];
+    let logs = [
+        edns_log.as_path(),
+        core_log.as_path(),
+        writer_server.log.as_path(),
+    ];
+    for (_, addr) in &systems {
+        wait_dig(addr, &n.eu_a, "A", &["10.77.0.1"], &logs).await;
+    }
+
+    let mut samples: Vec<Vec<Duration>> = vec![vec![]; systems.len()];
+    let mut timeouts = vec![0usize; systems.len()];
+    for i in 0..rounds {
+        tokio::time::sleep(pause).await; // pacing between samples, not a wait for a condition
+        let ip = format!("10.77.{}.{}", 1 + i / 250, 1 + i % 250);
+        let t0 = Instant::now();
+        change_ip("cluster2", ns, &ip).await;
+        let deadline = t0 + per_change;
+        let waits: Vec<_> = systems
+            .iter()
+            .map(|(_, addr)| {
+                tokio::spawn(until_answer(
+                    addr.clone(),
+                    name.clone(),
+                    ip.clone(),
+                    t0,
+                    deadline,
+                ))
+            })
+            .collect();
+        let mut line = format!("change {:>3} -> {ip}:", i + 1);
+        for (k, w) in waits.into_iter().enumerate() {
+            match w.await.unwrap() {
+                Some(d) => {
+                    line.push_str(&format!(" {} ms", ms(d)));
+                    samples[k].push(d);
+                }
+                None => {
+                    line.push_str(" timeout");
+                    timeouts[k] += 1;
+                }
+            }
+        }
+        println!("{line}");
+    }
+
+    let mut report = String::from(
+        "| system | changes | p50 ms | p90 ms | p99 ms | max ms | timeouts |\n|---|---|---|---|---|---|---|\n",
+    );
+    for (k, (label, _)) in systems.iter().enumerate() {
+        let mut s = samples[k].clone();
+        s.sort();
+        if s.is_empty() {
+            report.push_str(&format!(
+                "| {label} | 0 | - | - | - | - | {} |\n",
+                timeouts[k]
+            ));
+            continue;
+        }
+        report.push_str(&format!(
+            "| {label} | {} | {} | {} | {} | {} | {} |\n",
+            s.len(),
+            ms(percentile(&s, 50.0)),
+            ms(percentile(&s, 90.0)),
+            ms(percentile(&s, 99.0)),
+            ms(*s.last().unwrap()),
+            timeouts[k]
+        ));
+    }
+    println!(
+        "\nExternalDNS {edns_version} args: {}\n\n{report}",
+        edns_extra.join(" ")
+    );
+    if let Ok(out) = std::env::var("BENCH_OUT") {
+        std::fs::write(&out, &report).unwrap();
     }
 }
