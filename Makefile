@@ -87,3 +87,16 @@ bench-dns: deps peers-dns
 # helm v3 from the Go module proxy into .cache/bin, for the chart tests (tests/deploy.rs).
 peers-helm: deps
 	@BIN=$(BIN) CACHE=$(CACHE) bash tests/peers/build-helm.sh
+
+# --- interop (issue 6) ---
+.PHONY: peers-externaldns bench-propagation
+
+# ExternalDNS v0.20.0 and v0.23.0 from the Go module proxy into .cache/bin, for
+# tests/externaldns_interop.rs and the propagation benchmark (docs/interop.md).
+peers-externaldns: deps
+	@BIN=$(BIN) CACHE=$(CACHE) bash tests/peers/build-external-dns.sh
+
+# Propagation benchmark (docs/benchmarks.md, "Propagation"): embedded DNS vs skydns writer
+# + kubefed dns-server vs ExternalDNS + CoreDNS, one run.
+bench-propagation: deps bins peers-dns peers-externaldns
+	BIN=$(BIN) bash tests/bench/propagation.sh
