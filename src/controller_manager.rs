@@ -165,6 +165,12 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         opts.identity.clone(),
         work.clone(),
     ));
+    tasks.spawn(crate::propagation::run_replica_scheduling(
+        host.clone(),
+        clusters.clone(),
+        opts.namespace.clone(),
+        work.clone(),
+    ));
     tasks.spawn(crate::propagation::run(
         host.clone(),
         clusters.clone(),

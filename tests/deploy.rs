@@ -246,8 +246,14 @@ fn check_least_privilege(ctx: &str) {
         ),
         ("create", "events.events.k8s.io", app, &[]),
         ("patch", "events.events.k8s.io", app, &[]),
-        // Sync engine (next).
+        // Sync engine and replica scheduling.
         ("list", "federatedtypeconfigs.core.kubefed.io", ns, &[]),
+        (
+            "watch",
+            "replicaschedulingpreferences.scheduling.kubefed.io",
+            all,
+            &[],
+        ),
         ("patch", "federatedtypeconfigs.core.kubefed.io", ns, status),
         ("watch", "federateddeployments.types.kubefed.io", all, &[]),
         ("update", "federateddeployments.types.kubefed.io", app, &[]),
@@ -341,6 +347,12 @@ fn check_least_privilege(ctx: &str) {
         // Federated objects are the users' to create and delete.
         ("create", "federateddeployments.types.kubefed.io", app, &[]),
         ("delete", "federateddeployments.types.kubefed.io", app, &[]),
+        (
+            "update",
+            "replicaschedulingpreferences.scheduling.kubefed.io",
+            app,
+            &[],
+        ),
     ];
     let mut wrong = Vec::new();
     for (verb, res, n, extra) in &allowed {

@@ -298,6 +298,29 @@ async fn seed_000_walkthrough_propagates_and_reports() {
     })
     .await;
 
+    // A ReplicaSchedulingPreference spreads 9 replicas 1:2 (seed 004: 3 and 6), as
+    // placement and /spec/replicas overrides that win over the user's.
+    fdeps.patch("scheduled", &apply(), &Patch::Apply(deployment("scheduled", 1, &["cluster2"],
+        json!([{"clusterName": "cluster3", "clusterOverrides": [{"path": "/spec/replicas", "value": 7}]}]))))
+        .await
+        .unwrap();
+    let rsp: Api<kubefed::api::scheduling::ReplicaSchedulingPreference> =
+        Api::namespaced(host.clone(), "stars");
+    rsp.patch("scheduled", &apply(), &Patch::Apply(json!({"apiVersion": "scheduling.kubefed.io/v1alpha1",
+        "kind": "ReplicaSchedulingPreference", "metadata": {"name": "scheduled", "namespace": "stars"},
+        "spec": {"targetKind": "FederatedDeployment", "totalReplicas": 9,
+                 "clusters": {"cluster2": {"weight": 1}, "cluster3": {"weight": 2}}}})))
+        .await
+        .unwrap();
+    common::eventually(t, "3 replicas on cluster2", || async {
+        (replicas("cluster2", "scheduled").await? == 3).then_some(())
+    })
+    .await;
+    common::eventually(t, "6 replicas on cluster3", || async {
+        (replicas("cluster3", "scheduled").await? == 6).then_some(())
+    })
+    .await;
+
     // Orphaning keeps the copies; plain deletion removes them.
     fsvcs
         .patch(

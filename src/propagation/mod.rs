@@ -10,7 +10,10 @@
 //! its managed targets first (finalizer `kubefed.io/sync-controller`) unless the
 //! annotation `kubefed.io/orphan: "true"` asks to keep them.
 
+mod scheduling;
 mod status;
+
+pub use scheduling::run as run_replica_scheduling;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
