@@ -321,6 +321,37 @@ async fn seed_000_walkthrough_propagates_and_reports() {
     })
     .await;
 
+    // A selected cluster that is not Ready: ClusterNotReady, and its copy is left as is.
+    common::federation()
+        .fed
+        .lock()
+        .await
+        .stop_cluster("cluster3")
+        .unwrap();
+    common::eventually(t, "ClusterNotReady", || async {
+        (cluster_status(&fdeps, "scheduled", "cluster3")
+            .await
+            .as_deref()
+            == Some("ClusterNotReady")
+            || cluster_status(&fsvcs, "federated-antenna", "cluster3")
+                .await
+                .as_deref()
+                == Some("ClusterNotReady"))
+        .then_some(())
+    })
+    .await;
+    common::federation()
+        .fed
+        .lock()
+        .await
+        .start_cluster("cluster3")
+        .await
+        .unwrap();
+    common::eventually(t, "cluster3 OK again", || async {
+        (cluster_status(&fsvcs, "federated-antenna", "cluster3").await? == "OK").then_some(())
+    })
+    .await;
+
     // Orphaning keeps the copies; plain deletion removes them.
     fsvcs
         .patch(
