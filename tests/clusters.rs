@@ -11,17 +11,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
 use kubefed::api::core::{ConditionStatus, KubeFedCluster};
 use kubefed::api::{self, DEFAULT_KUBEFED_NAMESPACE as NS};
-use kubefed::kubeutil;
 use serde_json::json;
-
-async fn install_host() -> kube::Client {
-    let host = common::client(common::host()).await;
-    kubeutil::ensure_namespace(&host, NS).await.unwrap();
-    kubeutil::apply_crds(&host, &api::crds(), Duration::from_secs(60))
-        .await
-        .unwrap();
-    host
-}
 
 async fn add_node(cluster: &str, name: &str, labels: serde_json::Value) {
     let client = common::client(cluster).await;
@@ -56,22 +46,6 @@ fn offline(c: &KubeFedCluster) -> Option<ConditionStatus> {
         .map(|c| c.status)
 }
 
-fn join(name: &str, ctx: &str) {
-    let out = common::kubefed_fed(&[
-        "join",
-        name,
-        "--cluster-context",
-        ctx,
-        "--host-cluster-context",
-        common::host(),
-    ]);
-    assert!(
-        out.status.success(),
-        "join {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 async fn wait_cluster(
     api: &Api<KubeFedCluster>,
     name: &str,
@@ -87,7 +61,7 @@ async fn wait_cluster(
 
 #[tokio::test]
 async fn members_report_health_and_topology_and_go_offline_and_back() {
-    let host = install_host().await;
+    let host = common::install_host().await;
     // Fast probes so the offline threshold is reached in seconds: 1 s period, 2 failures.
     let kfc = json!({
         "apiVersion": "core.kubefed.io/v1beta1", "kind": "KubeFedConfig",
@@ -117,9 +91,9 @@ async fn members_report_health_and_topology_and_go_offline_and_back() {
     add_node("cluster3", "n1", json!({"failure-domain.beta.kubernetes.io/region": "us", "failure-domain.beta.kubernetes.io/zone": "us-a"})).await;
 
     // The host joins itself, and both members join.
-    join("cluster1", "cluster1");
-    join("cluster2", "cluster2");
-    join("cluster3", "cluster3");
+    common::join("cluster1", "cluster1");
+    common::join("cluster2", "cluster2");
+    common::join("cluster3", "cluster3");
 
     let kc = common::federation().state.kubeconfig.display().to_string();
     let metrics = common::free_addr();

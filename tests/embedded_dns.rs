@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use kube::api::{Api, Patch, PatchParams};
@@ -12,16 +11,6 @@ use kubefed::api::multiclusterdns::{DNSEndpoint, Domain};
 use kubefed::api::{self, DEFAULT_KUBEFED_NAMESPACE as NS};
 use kubefed::kubeutil;
 use serde_json::json;
-
-fn dig(addr: &str, args: &[&str]) -> String {
-    let (host, port) = addr.rsplit_once(':').unwrap();
-    let out = Command::new("dig")
-        .args([&format!("@{host}"), "-p", port, "+time=1", "+tries=2"])
-        .args(args)
-        .output()
-        .expect("dig is installed (apt-get install bind9-dnsutils)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 async fn endpoint(api: &Api<DNSEndpoint>, ip: &str) {
     let ep = json!({"apiVersion": "multiclusterdns.kubefed.io/v1alpha1", "kind": "DNSEndpoint",
@@ -76,7 +65,7 @@ async fn embedded_server_follows_domains_and_endpoints() {
         Duration::from_secs(30),
         "REFUSED before the Domain",
         || async {
-            dig(&dns_a, &["web.embedded.test", "A"])
+            common::dig(&dns_a, &["web.embedded.test", "A"])
                 .contains("status: REFUSED")
                 .then_some(())
         },
@@ -98,20 +87,21 @@ async fn embedded_server_follows_domains_and_endpoints() {
             Duration::from_secs(30),
             "the A record on both replicas",
             || async {
-                (dig(dns, &["web.embedded.test", "A", "+short"]).trim() == "10.1.0.1").then_some(())
+                (common::dig(dns, &["web.embedded.test", "A", "+short"]).trim() == "10.1.0.1")
+                    .then_some(())
             },
         )
         .await;
     }
     assert_eq!(
-        dig(&dns_a, &["web6.embedded.test", "AAAA", "+short"]).trim(),
+        common::dig(&dns_a, &["web6.embedded.test", "AAAA", "+short"]).trim(),
         "2001:db8::1"
     );
     assert_eq!(
-        dig(&dns_a, &["embedded.test", "NS", "+short"]).trim(),
+        common::dig(&dns_a, &["embedded.test", "NS", "+short"]).trim(),
         "ns1.embedded.test."
     );
-    let nx = dig(&dns_a, &["nothing.embedded.test", "A"]);
+    let nx = common::dig(&dns_a, &["nothing.embedded.test", "A"]);
     assert!(
         nx.contains("status: NXDOMAIN") && nx.contains("SOA"),
         "{nx}"
@@ -119,7 +109,8 @@ async fn embedded_server_follows_domains_and_endpoints() {
 
     endpoint(&eps, "10.1.0.2").await;
     common::eventually(Duration::from_secs(30), "the updated address", || async {
-        (dig(&dns_a, &["web.embedded.test", "A", "+short"]).trim() == "10.1.0.2").then_some(())
+        (common::dig(&dns_a, &["web.embedded.test", "A", "+short"]).trim() == "10.1.0.2")
+            .then_some(())
     })
     .await;
 }

@@ -4,39 +4,11 @@
 
 mod common;
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::Api;
+use kubefed::api::DEFAULT_KUBEFED_NAMESPACE as NS;
 use kubefed::api::core::KubeFedCluster;
-use kubefed::api::{self, DEFAULT_KUBEFED_NAMESPACE as NS};
-use kubefed::kubeutil;
-
-async fn install_host() -> kube::Client {
-    let host = common::client(common::host()).await;
-    kubeutil::ensure_namespace(&host, NS).await.unwrap();
-    kubeutil::apply_crds(&host, &api::crds(), Duration::from_secs(60))
-        .await
-        .unwrap();
-    host
-}
-
-fn join(name: &str, ctx: &str) {
-    let out = common::kubefed_fed(&[
-        "join",
-        name,
-        "--cluster-context",
-        ctx,
-        "--host-cluster-context",
-        common::host(),
-    ]);
-    assert!(
-        out.status.success(),
-        "join {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn unjoin(name: &str, ctx: &str) {
     let out = common::kubefed_fed(&[
@@ -56,10 +28,10 @@ fn unjoin(name: &str, ctx: &str) {
 
 #[tokio::test]
 async fn join_and_unjoin_are_idempotent_and_unjoin_removes_everything() {
-    let host = install_host().await;
+    let host = common::install_host().await;
     let member = common::client("cluster2").await;
-    join("extra", "cluster2");
-    join("extra", "cluster2");
+    common::join("extra", "cluster2");
+    common::join("extra", "cluster2");
     let clusters: Api<KubeFedCluster> = Api::namespaced(host.clone(), NS);
     let c = clusters.get("extra").await.unwrap();
     assert!(c.spec.api_endpoint.starts_with("https://127.0.0.1:"));
@@ -140,7 +112,7 @@ async fn join_and_unjoin_are_idempotent_and_unjoin_removes_everything() {
 
 #[tokio::test]
 async fn join_refuses_bad_input_with_one_line_and_creates_nothing() {
-    let host = install_host().await;
+    let host = common::install_host().await;
     let out = common::kubefed_fed(&[
         "join",
         "Bad_Name",

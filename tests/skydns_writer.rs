@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use etcd_client::{Client, GetOptions};
@@ -19,21 +18,7 @@ use serde_json::json;
 const APP_NS: &str = "bridge";
 
 fn dig(addr: &str, name: &str, qtype: &str) -> Vec<String> {
-    let (host, port) = addr.rsplit_once(':').unwrap();
-    let out = Command::new("dig")
-        .args([
-            &format!("@{host}"),
-            "-p",
-            port,
-            name,
-            qtype,
-            "+short",
-            "+time=1",
-            "+tries=2",
-        ])
-        .output()
-        .expect("dig is installed (apt-get install bind9-dnsutils)");
-    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let mut v: Vec<String> = common::dig(addr, &[name, qtype, "+short"])
         .lines()
         .map(str::to_string)
         .collect();

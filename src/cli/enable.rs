@@ -274,17 +274,7 @@ pub async fn discover(
 }
 
 fn dynamic_resource(r: &ApiResource) -> kube::discovery::ApiResource {
-    kube::discovery::ApiResource {
-        group: r.group.clone(),
-        version: r.version.clone(),
-        api_version: if r.group.is_empty() {
-            r.version.clone()
-        } else {
-            format!("{}/{}", r.group, r.version)
-        },
-        kind: r.kind.clone(),
-        plural: r.plural_name.clone(),
-    }
+    r.to_dynamic()
 }
 
 async fn ensure_no_instances(client: &Client, fed: &ApiResource) -> anyhow::Result<()> {

@@ -46,17 +46,7 @@ pub const FINALIZER: &str = "kubefed.io/sync-controller";
 pub const ORPHAN_ANNOTATION: &str = "kubefed.io/orphan";
 
 fn kube_ar(r: &ApiResource) -> KubeApiResource {
-    KubeApiResource {
-        group: r.group.clone(),
-        version: r.version.clone(),
-        api_version: if r.group.is_empty() {
-            r.version.clone()
-        } else {
-            format!("{}/{}", r.group, r.version)
-        },
-        kind: r.kind.clone(),
-        plural: r.plural_name.clone(),
-    }
+    r.to_dynamic()
 }
 
 /// Runs the FederatedTypeConfig controller until `cancel`.

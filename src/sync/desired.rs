@@ -79,11 +79,7 @@ impl DesiredError {
 
 /// `apiVersion` of a target type (`v1` for the core group).
 pub fn api_version(target: &ApiResource) -> String {
-    if target.group.is_empty() {
-        target.version.clone()
-    } else {
-        format!("{}/{}", target.group, target.version)
-    }
+    target.api_version()
 }
 
 /// The template made into a target object, before retention and overrides.

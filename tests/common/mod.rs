@@ -165,3 +165,43 @@ impl Drop for Daemon {
 pub fn free_addr() -> String {
     format!("127.0.0.1:{}", kubefed::localup::free_port().unwrap())
 }
+
+/// The host with the KubeFed namespace and every CRD installed (idempotent).
+pub async fn install_host() -> kube::Client {
+    let host = client(host()).await;
+    kubefed::kubeutil::ensure_namespace(&host, kubefed::api::DEFAULT_KUBEFED_NAMESPACE)
+        .await
+        .unwrap();
+    kubefed::kubeutil::apply_crds(&host, &kubefed::api::crds(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    host
+}
+
+/// `kubefed join NAME --cluster-context CTX --host-cluster-context cluster1`, which must succeed.
+pub fn join(name: &str, ctx: &str) {
+    let out = kubefed_fed(&[
+        "join",
+        name,
+        "--cluster-context",
+        ctx,
+        "--host-cluster-context",
+        host(),
+    ]);
+    assert!(
+        out.status.success(),
+        "join {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `dig @ADDR -p PORT ARGS...` (1 s timeout, 2 tries); its standard output.
+pub fn dig(addr: &str, args: &[&str]) -> String {
+    let (ip, port) = addr.rsplit_once(':').unwrap();
+    let out = std::process::Command::new("dig")
+        .args([&format!("@{ip}"), "-p", port, "+time=1", "+tries=2"])
+        .args(args)
+        .output()
+        .expect("dig is installed (apt-get install bind9-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
