@@ -429,6 +429,7 @@ impl SyncCtx {
         };
 
         let mut requeue = false;
+        let mut unsynced = false;
         for c in &clusters {
             let wanted = selected.contains(&c.name);
             if !wanted {
@@ -455,10 +456,9 @@ impl SyncCtx {
             let existing = match self.member_object(&c.name, &ns, &name) {
                 Ok(e) => e,
                 Err(()) => {
-                    requeue = true;
-                    status
-                        .clusters
-                        .push(ClusterStatus::new(&c.name, "CachedRetrievalFailed"));
+                    // Not listed yet (e.g. just after a restart): come back rather than
+                    // report a transient state.
+                    unsynced = true;
                     continue;
                 }
             };
@@ -525,6 +525,9 @@ impl SyncCtx {
                 Some(_) => {}
             }
             status.clusters.push(ClusterStatus::new(&c.name, "OK"));
+        }
+        if unsynced {
+            return Ok(Outcome::Requeue(Duration::from_millis(500)));
         }
         let new_status = status.to_value(fed_value.get("status"), fed.metadata.generation);
         if fed_value.get("status") != Some(&new_status) {

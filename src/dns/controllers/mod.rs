@@ -453,10 +453,10 @@ impl Ctx {
             + Sync
             + 'static,
     {
-        let Some(store) = self.registry.store::<K>(cluster) else {
-            return Ok(None);
-        };
-        if store.wait_until_ready().now_or_never().is_some() {
+        // A cluster the registry has not connected yet (e.g. just after a restart) is
+        // waited for like one whose store has not listed: never read as "no Service".
+        let store = self.registry.store::<K>(cluster);
+        if let Some(store) = store.filter(|s| s.wait_until_ready().now_or_never().is_some()) {
             self.unsynced_since.lock().unwrap().remove(cluster);
             return Ok(Some(store));
         }
