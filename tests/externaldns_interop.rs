@@ -659,6 +659,8 @@ async fn propagation_benchmark() {
         format!("--kubeconfig={}", shared.state.kubeconfig.display()),
         "--source=crd".into(),
         "--provider=coredns".into(),
+        // v0.23 refuses to start without an explicit policy; sync is the old default.
+        "--policy=sync".into(),
         "--registry=txt".into(),
         "--txt-owner-id=kubefed-bench".into(),
         format!("--domain-filter={zone}"),
