@@ -46,7 +46,7 @@ crds:
 	rm -f crds/*.yaml
 	$(CARGO) run -q -- crds -o crds
 
-test: deps bins peers-dns peers-helm lint
+test: deps bins peers-dns peers-helm peers-externaldns lint
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
 

@@ -10,15 +10,19 @@
 //!                                          │
 //!                                          ├──► skydns keys in etcd ──► CoreDNS / `kubefed dns-server`
 //!                                          └──► in-process index ──► embedded DNS server
+//!
+//!  Federated<Kind> (+ placement, overrides, RSP) ──sync──► target objects in the members
 //! ```
 //!
-//! Module map (dependencies point down the list; `api` and the pure modules do no I/O):
+//! Module map (dependencies point down the list; `api`, `sync` and `dns::records` do no I/O):
 //! - [`api`]: CRD types of every group, and the CRD generator behind `crds/`.
-//! - [`dns`]: record rules (pure), skydns codec and store, the authoritative server.
+//! - [`sync`]: pure propagation rules: placement, overrides, retention, replica planning.
+//! - [`dns`]: record rules (pure), skydns codec/store/writer, the controllers, the server.
 //! - [`cluster`]: join/unjoin, member clients, health and topology, the member registry.
+//! - [`propagation`]: the FederatedTypeConfig, sync and replica scheduling controllers.
 //! - [`controller_manager`]: wiring of leader election, registry and controllers.
-//! - [`admin`]: /metrics, /healthz, /readyz.
-//! - [`kubeutil`]: small helpers over a `kube::Client` (apply CRDs, wait for them).
+//! - [`admin`]: /metrics, /healthz, /readyz, leader election.
+//! - [`kubeutil`]: small helpers over a `kube::Client` (apply CRDs and YAML).
 //! - [`localup`]: the local control plane (etcd + kube-apiservers) for tests and the demo.
 //! - [`demo`]: the end-to-end multi-cluster DNS demo on a local federation.
 //! - [`cli`]: the `kubefed` subcommands.
