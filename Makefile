@@ -40,6 +40,7 @@ fmt:
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -q
 
 # Regenerates crds/ from the Rust types (tests/crds.rs fails when they drift).
 crds:

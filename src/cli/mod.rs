@@ -58,11 +58,11 @@ pub enum Command {
     Join(join::JoinArgs),
     /// Remove a member cluster from the control plane.
     Unjoin(join::JoinArgs),
-    /// Enable propagation of a Kubernetes type (creates Federated<Kind> and its FederatedTypeConfig).
+    /// Enable propagation of a Kubernetes type (creates `Federated<Kind>` and its FederatedTypeConfig).
     Enable(enable::EnableArgs),
     /// Disable propagation of a federated type.
     Disable(enable::DisableArgs),
-    /// Wrap an existing object into its Federated<Kind>.
+    /// Wrap an existing object into its `Federated<Kind>`.
     Federate(federate::FederateArgs),
     /// Print, offline, the DNSEndpoints that the records in a file produce.
     Render(render::RenderArgs),
@@ -70,13 +70,6 @@ pub enum Command {
     Crds(crds::CrdsArgs),
     /// Run a local federation of real API servers (up/down).
     Demo(demo::DemoArgs),
-}
-
-/// Placeholder flags for a subcommand that later work fills in.
-#[derive(Args, Debug)]
-pub struct NotYet {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
 }
 
 pub fn init_tracing(opts: &GlobalOpts) {
