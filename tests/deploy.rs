@@ -244,6 +244,12 @@ fn check_least_privilege(ctx: &str) {
             all,
             &[],
         ),
+        (
+            "watch",
+            "customresourcedefinitions.apiextensions.k8s.io/dnsendpoints.externaldns.k8s.io",
+            all,
+            &[],
+        ),
         ("create", "events.events.k8s.io", app, &[]),
         ("patch", "events.events.k8s.io", app, &[]),
         // Sync engine and replica scheduling.

@@ -59,6 +59,9 @@ pub const MEMBER_SYNC_GRACE: Duration = Duration::from_secs(30);
 /// How often records with load balancer hostnames are re-resolved.
 pub const HOSTNAME_REFRESH: Duration = Duration::from_secs(60);
 
+/// The CRD whose presence switches the ExternalDNS copy on in `auto` mode.
+const EXTERNALDNS_CRD: &str = "dnsendpoints.externaldns.k8s.io";
+
 /// Whether to write the `externaldns.k8s.io/v1alpha1` copy of each DNSEndpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExternalDnsCopy {
@@ -321,14 +324,35 @@ pub async fn run(
         }
     });
 
-    let mut crd_check = tokio::time::interval(Duration::from_secs(60));
-    crd_check.tick().await;
+    // The ExternalDNS CRD coming or going (auto mode) is followed by watch.
+    let (crd_tx, mut crd_rx) = mpsc::channel::<()>(1);
+    if ctx.cfg.externaldns_copy == ExternalDnsCopy::Auto {
+        let api: Api<CustomResourceDefinition> = Api::all(ctx.host.clone());
+        let cfg = kube::runtime::watcher::Config::default()
+            .fields(&format!("metadata.name={EXTERNALDNS_CRD}"));
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            use kube::runtime::WatchStreamExt;
+            let mut events = std::pin::pin!(kube::runtime::watcher(api, cfg).default_backoff());
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    e = events.next() => match e {
+                        Some(Ok(_)) => { let _ = crd_tx.try_send(()); }
+                        Some(Err(e)) => debug!(error = %e, "watching the ExternalDNS CRD"),
+                        None => return,
+                    }
+                }
+            }
+        });
+    }
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = queue.notify.notified() => {}
             Some(()) = all_rx.recv() => ctx.enqueue_all(),
-            _ = crd_check.tick() => {
+            Some(()) = crd_rx.recv() => {
                 if ctx.refresh_externaldns_crd().await { ctx.enqueue_all(); }
             }
         }
@@ -413,7 +437,7 @@ impl Ctx {
             ExternalDnsCopy::Always => true,
             ExternalDnsCopy::Never => false,
             ExternalDnsCopy::Auto => Api::<CustomResourceDefinition>::all(self.host.clone())
-                .get_opt("dnsendpoints.externaldns.k8s.io")
+                .get_opt(EXTERNALDNS_CRD)
                 .await
                 .map(|c| c.is_some())
                 .unwrap_or(false),
