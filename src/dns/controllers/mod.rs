@@ -574,56 +574,31 @@ impl Ctx {
             )),
             Some(_) => records::render_service(&with_status, &resolved).map_err(|e| e.to_string()),
         };
-        // Publish first, so the conditions say what really happened.
-        let published = match &rendered {
-            Ok(r) => self.write_endpoints(r.clone()).await,
-            Err(_) => Ok(()),
-        };
-        let (ready_reason, problems) = match (&rendered, &published) {
-            (Ok(_), Err(e)) => (
-                Some(("PublishFailed", format!("writing the DNSEndpoint: {e}"))),
-                vec![],
-            ),
-            (Ok(r), Ok(())) => (None, r.problems.clone()),
-            (Err(msg), _) => (
-                Some((
-                    if domain.is_none() {
-                        "DomainNotFound"
-                    } else {
-                        "InvalidRecord"
-                    },
-                    msg.clone(),
-                )),
-                vec![],
-            ),
-        };
-        status.conditions = conditions(
-            &previous.conditions,
-            ready_reason.as_ref(),
-            &problems,
-            rec.metadata.generation,
-        );
-        if status != previous {
-            let api: Api<ServiceDNSRecord> = Api::namespaced(self.host.clone(), ns);
-            api.patch_status(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({"status": status})),
-            )
-            .await?;
-            self.metrics
-                .writes
-                .with_label_values(&["ServiceDNSRecord/status"])
-                .inc();
-            self.announce(&*rec, &previous.conditions, &status.conditions)
-                .await;
-        }
-        published?;
-        Ok(if hostnames.is_empty() {
-            Outcome::Done
+        let not_ready = if domain.is_none() {
+            "DomainNotFound"
         } else {
-            Outcome::RequeueAfter(HOSTNAME_REFRESH)
-        })
+            "InvalidRecord"
+        };
+        let published;
+        (status.conditions, published) = self
+            .publish(
+                &rendered,
+                not_ready,
+                &previous.conditions,
+                rec.metadata.generation,
+            )
+            .await;
+        self.write_status(
+            &*rec,
+            ns,
+            name,
+            &previous.conditions,
+            &status.conditions,
+            status != previous,
+            &status,
+        )
+        .await?;
+        outcome(published, &hostnames)
     }
 
     async fn reconcile_ingress(&self, ns: &str, name: &str) -> anyhow::Result<Outcome> {
@@ -670,45 +645,91 @@ impl Ctx {
         let hostnames = records::ingress_hostnames(&with_status);
         let resolved = self.resolver.resolve(&hostnames).await;
         let rendered = records::render_ingress(&with_status, &resolved).map_err(|e| e.to_string());
-        let published = match &rendered {
-            Ok(r) => self.write_endpoints(r.clone()).await,
-            Err(_) => Ok(()),
-        };
-        let (ready_reason, problems) = match (&rendered, &published) {
-            (Ok(_), Err(e)) => (
-                Some(("PublishFailed", format!("writing the DNSEndpoint: {e}"))),
-                vec![],
-            ),
-            (Ok(r), Ok(())) => (None, r.problems.clone()),
-            (Err(msg), _) => (Some(("InvalidRecord", msg.clone())), vec![]),
-        };
-        status.conditions = conditions(
-            &previous.conditions,
-            ready_reason.as_ref(),
-            &problems,
-            rec.metadata.generation,
-        );
-        if status != previous {
-            let api: Api<IngressDNSRecord> = Api::namespaced(self.host.clone(), ns);
-            api.patch_status(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({"status": status})),
+        let published;
+        (status.conditions, published) = self
+            .publish(
+                &rendered,
+                "InvalidRecord",
+                &previous.conditions,
+                rec.metadata.generation,
             )
-            .await?;
-            self.metrics
-                .writes
-                .with_label_values(&["IngressDNSRecord/status"])
-                .inc();
-            self.announce(&*rec, &previous.conditions, &status.conditions)
-                .await;
+            .await;
+        self.write_status(
+            &*rec,
+            ns,
+            name,
+            &previous.conditions,
+            &status.conditions,
+            status != previous,
+            &status,
+        )
+        .await?;
+        outcome(published, &hostnames)
+    }
+
+    /// Publishes the rendered DNSEndpoint first, so that the conditions computed from
+    /// the result say what really happened (`PublishFailed` when the write is refused,
+    /// returned as well so the record is retried).
+    async fn publish(
+        &self,
+        rendered: &Result<Rendered, String>,
+        not_ready: &'static str,
+        previous: &[Condition],
+        generation: Option<i64>,
+    ) -> (Vec<Condition>, anyhow::Result<()>) {
+        let (ready_reason, problems, published) = match rendered {
+            Ok(r) => match self.write_endpoints(r.clone()).await {
+                Ok(()) => (None, r.problems.clone(), Ok(())),
+                Err(e) => (
+                    Some(("PublishFailed", format!("writing the DNSEndpoint: {e}"))),
+                    vec![],
+                    Err(e),
+                ),
+            },
+            Err(msg) => (Some((not_ready, msg.clone())), vec![], Ok(())),
+        };
+        (
+            conditions(previous, ready_reason.as_ref(), &problems, generation),
+            published,
+        )
+    }
+
+    /// Writes a record's status when it changed, with an Event per changed condition.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_status<K, S>(
+        &self,
+        rec: &K,
+        ns: &str,
+        name: &str,
+        before: &[Condition],
+        after: &[Condition],
+        changed: bool,
+        status: &S,
+    ) -> anyhow::Result<()>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        S: serde::Serialize,
+    {
+        if !changed {
+            return Ok(());
         }
-        published?;
-        Ok(if hostnames.is_empty() {
-            Outcome::Done
-        } else {
-            Outcome::RequeueAfter(HOSTNAME_REFRESH)
-        })
+        let api: Api<K> = Api::namespaced(self.host.clone(), ns);
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": status})),
+        )
+        .await?;
+        let kind = K::kind(&());
+        self.metrics
+            .writes
+            .with_label_values(&[&format!("{kind}/status")])
+            .inc();
+        self.announce(rec, before, after).await;
+        Ok(())
     }
 
     /// Writes the DNSEndpoint (and its ExternalDNS copy) when it differs from the stored one.
@@ -851,6 +872,16 @@ impl Ctx {
             }
         }
     }
+}
+
+/// Retry a refused publish; re-resolve load balancer hostnames now and then.
+fn outcome(published: anyhow::Result<()>, hostnames: &BTreeSet<String>) -> anyhow::Result<Outcome> {
+    published?;
+    Ok(if hostnames.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::RequeueAfter(HOSTNAME_REFRESH)
+    })
 }
 
 fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
