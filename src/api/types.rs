@@ -26,16 +26,16 @@ pub fn plural_name(kind: &str) -> String {
     }
 }
 
-/// The federated type of a target type: `Federated<Kind>` in `federated_group`, always
-/// namespaced except for federated cluster-scoped kinds other than Namespace (a
-/// FederatedNamespace lives in the namespace it federates).
+/// The federated type of a target type: `Federated<Kind>`, plural `federated<plural>` (as
+/// kubefedctl enable names it), in `federated_group`; it has the target's scope, except
+/// that a FederatedNamespace is namespaced (it lives in the namespace it federates).
 pub fn federated_type_for(target: &ApiResource, federated_group: &str) -> ApiResource {
     let kind = format!("Federated{}", target.kind);
     let namespace_target = target.group.is_empty() && target.kind == "Namespace";
     ApiResource {
         group: federated_group.to_string(),
         version: DEFAULT_FEDERATED_VERSION.to_string(),
-        plural_name: plural_name(&kind),
+        plural_name: format!("federated{}", target.plural_name),
         kind,
         scope: if namespace_target {
             ResourceScope::Namespaced

@@ -152,11 +152,9 @@ pub fn resolve_type(
     }
 }
 
-/// The federated type of a target, with KubeFed's plural (`federated<plural>`).
+/// The federated type of a target (see [`federated_type_for`]).
 pub fn federated_type(target: &ApiResource, federated_group: &str) -> ApiResource {
-    let mut fed = federated_type_for(target, federated_group);
-    fed.plural_name = format!("federated{}", target.plural_name);
-    fed
+    federated_type_for(target, federated_group)
 }
 
 /// The FederatedTypeConfig that enables `target` (propagation Enabled).
