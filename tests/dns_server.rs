@@ -358,6 +358,35 @@ async fn tcp_and_truncation_with_tcp_fallback() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_larger_than_one_grpc_response_loads_in_pages() {
+    // 2 500 entries of ~2 KiB: more than etcd's 4 MiB response limit in one listing
+    // (found by the 10 000-name benchmark; the server never became ready).
+    let etcd = Etcd::start(&unique_dir("dns-large")).await;
+    let mut c = etcd.client().await;
+    let text = "x".repeat(2000);
+    for batch in 0..25 {
+        let ops: Vec<etcd_client::TxnOp> = (0..100)
+            .map(|i| {
+                let n = batch * 100 + i;
+                let v = format!(
+                    r#"{{"host":"10.3.{}.{}","text":"{text}"}}"#,
+                    n / 256,
+                    n % 256
+                );
+                etcd_client::TxnOp::put(format!("/skydns/com/example/big/h{n}"), v, None)
+            })
+            .collect();
+        c.txn(etcd_client::Txn::new().and_then(ops)).await.unwrap();
+    }
+    let (dns, _registry) = start_dns(&etcd.url).await;
+    assert_eq!(
+        rdata(&ask_udp(dns.udp_addr, "h2499.big.example.com.", RecordType::A).await),
+        ["10.3.9.195"]
+    );
+    assert_eq!(dns.index.snapshot().len(), 2500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_update_is_visible_in_the_next_answer() {
     let f = fixture("dns-watch").await;
     let a = f.dns.udp_addr;

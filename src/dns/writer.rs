@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use futures::FutureExt;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use crate::api::multiclusterdns::DNSEndpoint;
 use crate::cluster::registry::watch_into;
 use crate::dns::skydns::codec::{self, SkydnsValue};
+use crate::dns::skydns::store::list_prefix;
 
 /// Where ownership markers live unless configured otherwise.
 pub const DEFAULT_OWNER_PREFIX: &str = "/kubefed-owners";
@@ -226,23 +227,17 @@ async fn sync(
     let desired = desired_entries(state.iter().map(|e| e.as_ref()), &cfg.prefix);
 
     let range_prefix = format!("{}/", cfg.prefix.trim_end_matches('/'));
-    let listing = client
-        .get(range_prefix.as_str(), Some(GetOptions::new().with_prefix()))
-        .await?;
-    let mut current = BTreeMap::new();
-    for kv in listing.kvs() {
-        let key = String::from_utf8_lossy(kv.key()).into_owned();
-        current.insert(key, SkydnsValue::decode(kv.value()).ok());
-    }
+    let (_, listing) = list_prefix(client, &range_prefix).await?;
+    let current: BTreeMap<String, Option<SkydnsValue>> = listing
+        .into_iter()
+        .map(|e| (e.key, SkydnsValue::decode(&e.value).ok()))
+        .collect();
     let root = cfg.marker_root();
-    let markers = client
-        .get(root.as_str(), Some(GetOptions::new().with_prefix()))
-        .await?;
+    let (_, markers) = list_prefix(client, &root).await?;
     let owned: std::collections::BTreeSet<String> = markers
-        .kvs()
-        .iter()
-        .filter_map(|kv| {
-            String::from_utf8_lossy(kv.key())
+        .into_iter()
+        .filter_map(|e| {
+            e.key
                 .strip_prefix(root.trim_end_matches('/'))
                 .map(str::to_string)
         })

@@ -8,7 +8,8 @@
 # and latency p50/p99 (from dnsperf -v per-response latencies).
 #
 # Knobs: BENCH_QPS (default 5000), BENCH_SECONDS (default 10), BENCH_NAMES (default 1000),
-# BENCH_CPU_SERVER (0), BENCH_CPU_CLIENT (1).
+# BENCH_ROUNDS (default 1; with more, a summary of CPU/query ratios to Knot, median and
+# range), BENCH_CPU_SERVER (0), BENCH_CPU_CLIENT (1).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${BIN:-$root/.cache/bin}
@@ -16,6 +17,7 @@ KUBEFED=${KUBEFED:-$root/target/release/kubefed}
 QPS=${BENCH_QPS:-5000}
 SECONDS_RUN=${BENCH_SECONDS:-10}
 NAMES=${BENCH_NAMES:-1000}
+ROUNDS=${BENCH_ROUNDS:-1}
 CPU_S=${BENCH_CPU_SERVER:-0}
 CPU_C=${BENCH_CPU_CLIENT:-1}
 for b in etcd dnsperf taskset knotd python3; do
@@ -39,7 +41,9 @@ taskset -c "$CPU_C" etcd --name bench --data-dir "$work/etcd" \
 etcd_pid=$!; pids+=("$etcd_pid")
 
 # Fixture: etcd entries in ExternalDNS's layout, the same records as a Knot zone file,
-# and the query file (90 % existing names, 10 % NXDOMAIN), all from one generator.
+# and the query file, all from one generator. Per name i: two A and one AAAA at
+# h<i>.bench, a TXT at t<i>.bench, an SRV at h<i>._srv.bench. Queries: A 40 %, AAAA 15 %,
+# TXT 10 %, SRV 10 %, NODATA (MX of an existing name) 10 %, NXDOMAIN 15 %.
 python3 - "$etcd_url" "$NAMES" "$work" <<'PY'
 import base64, json, random, sys, time, urllib.request
 url, n, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -57,21 +61,30 @@ for _ in range(200):
 zone = ["$ORIGIN example.com.", "$TTL 300",
         "@ 300 IN SOA ns.dns.example.com. hostmaster.example.com. 1 7200 1800 86400 30",
         "@ 300 IN NS ns.dns.example.com.", "ns.dns 300 IN A 127.0.0.1"]
+def put(key, val):
+    req = urllib.request.Request(url + "/v3/kv/put", data=json.dumps({"key": b64(key), "value": b64(json.dumps(val, separators=(",", ":")))}).encode())
+    urllib.request.urlopen(req).read()
 for i in range(n):
-    for ip in ("10.%d.%d.1" % (i // 256, i % 256), "10.%d.%d.2" % (i // 256, i % 256)):
-        key = "/skydns/com/example/bench/h%d/%s" % (i, fnv(ip))
-        val = json.dumps({"host": ip, "ttl": 180, "targetstrip": 1}, separators=(",", ":"))
-        req = urllib.request.Request(url + "/v3/kv/put", data=json.dumps({"key": b64(key), "value": b64(val)}).encode())
-        urllib.request.urlopen(req).read()
-        zone.append("h%d.bench 180 IN A %s" % (i, ip))
+    v4 = ["10.%d.%d.%d" % (i // 65536, (i // 256) % 256, i % 256 + 0), "11.%d.%d.%d" % (i // 65536, (i // 256) % 256, i % 256)]
+    v6 = "2001:db8::%x" % (i + 1)
+    for ip in v4 + [v6]:
+        put("/skydns/com/example/bench/h%d/%s" % (i, fnv(ip)), {"host": ip, "ttl": 180, "targetstrip": 1})
+        zone.append("h%d.bench 180 IN %s %s" % (i, "AAAA" if ":" in ip else "A", ip))
+    put("/skydns/com/example/bench/t%d" % i, {"text": "v=bench%d" % i, "ttl": 180})
+    zone.append('t%d.bench 180 IN TXT "v=bench%d"' % (i, i))
+    put("/skydns/com/example/bench/_srv/h%d/x" % i, {"host": "h%d.bench.example.com" % i, "port": 80, "priority": 10, "weight": 100, "ttl": 180})
+    zone.append("h%d._srv.bench 180 IN SRV 10 100 80 h%d.bench.example.com." % (i, i))
 open(work + "/example.com.zone", "w").write("\n".join(zone) + "\n")
 random.seed(1)
 with open(work + "/queries.txt", "w") as f:
     for _ in range(100000):
-        if random.random() < 0.9:
-            f.write("h%d.bench.example.com A\n" % random.randrange(n))
-        else:
-            f.write("nope%d.bench.example.com A\n" % random.randrange(n))
+        r, i = random.random(), random.randrange(n)
+        if r < 0.40:   f.write("h%d.bench.example.com A\n" % i)
+        elif r < 0.55: f.write("h%d.bench.example.com AAAA\n" % i)
+        elif r < 0.65: f.write("t%d.bench.example.com TXT\n" % i)
+        elif r < 0.75: f.write("h%d._srv.bench.example.com SRV\n" % i)
+        elif r < 0.85: f.write("h%d.bench.example.com MX\n" % i)
+        else:          f.write("nope%d.bench.example.com A\n" % i)
 PY
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -95,7 +108,7 @@ run() { # name pid port
   taskset -c "$CPU_C" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$SECONDS_RUN" -Q "$QPS" -v \
     >"$work/$name.out" 2>&1 || true
   local s1 e1; s1=$(cpu_ticks "$pid"); e1=$(cpu_ticks "$etcd_pid")
-  python3 - "$name" "$work/$name.out" "$((s1 - s0))" "$((e1 - e0))" "$hz" <<'PY' | tee -a "$work/results.txt"
+  python3 - "$name" "$work/$name.out" "$((s1 - s0))" "$((e1 - e0))" "$hz" <<'PY' | tee -a "$work/results-$round.txt"
 import re, sys
 name, out, st, et, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 text = open(out).read()
@@ -114,6 +127,8 @@ echo "offered load ${QPS} qps for ${SECONDS_RUN}s, ${NAMES} names; server on CPU
 echo "| server                 |   qps     |  lost  | µs/q srv | µs/q +etcd | p50 µs | p99 µs |"
 echo "|------------------------|-----------|--------|----------|------------|--------|--------|"
 
+for round in $(seq 1 "$ROUNDS"); do
+[[ $ROUNDS -gt 1 ]] && echo "round $round"
 port=$(free_port)
 KUBEFED_LOG=warn taskset -c "$CPU_S" "$KUBEFED" dns-server --zone example.com --etcd-endpoints "$etcd_url" \
   --listen "127.0.0.1:$port" --udp-sockets 1 >"$work/kubefed.log" 2>&1 &
@@ -129,7 +144,7 @@ for variant in coredns-etcd coredns-etcd-cache; do
 done
 
 port=$(free_port)
-mkdir -p "$work/knot-run" "$work/knot-db"
+rm -rf "$work/knot-run" "$work/knot-db"; mkdir -p "$work/knot-run" "$work/knot-db"
 cat >"$work/knot.conf" <<CONF
 server:
     rundir: "$work/knot-run"
@@ -148,4 +163,25 @@ zone:
 CONF
 taskset -c "$CPU_S" knotd -c "$work/knot.conf" >"$work/knot.log" 2>&1 &
 p=$!; pids+=("$p"); run knot "$p" "$port"
+done
+
+if [[ $ROUNDS -gt 1 ]]; then
+  python3 - "$work" "$ROUNDS" <<'PY'
+import statistics, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+rows = {}
+for r in range(1, rounds + 1):
+    for line in open("%s/results-%d.txt" % (work, r)):
+        f = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows.setdefault(f[0], []).append((float(f[3]), float(f[4]), float(f[5]), float(f[6])))
+knot = [x[0] for x in rows["knot"]]
+print()
+print("%d rounds; CPU per query (server + etcd) as a ratio to Knot's in the same round: median [min..max]; p50/p99 medians" % rounds)
+print("| server | µs/q (median) | ratio to Knot | p50 µs | p99 µs |")
+print("|---|---|---|---|---|")
+for name, xs in rows.items():
+    ratios = [x[1] / k for x, k in zip(xs, knot)]
+    print("| %s | %.1f | %.2f [%.2f..%.2f] | %.0f | %.0f |" % (name, statistics.median(x[1] for x in xs), statistics.median(ratios), min(ratios), max(ratios), statistics.median(x[2] for x in xs), statistics.median(x[3] for x in xs)))
+PY
+fi
 echo "raw output: $work"

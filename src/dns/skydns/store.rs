@@ -61,6 +61,58 @@ pub struct WatchBatch {
     pub revision: i64,
 }
 
+/// Keys per page when listing: etcd's gRPC responses are capped (4 MiB by default), so a
+/// large prefix must be read in pages, all at the revision of the first.
+const LIST_PAGE: i64 = 1000;
+
+/// The end of the key range holding every key that starts with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0] // every key
+}
+
+/// Every key under `range_prefix` (e.g. `/skydns/`) with its value, read page by page
+/// at one revision, and that revision.
+pub async fn list_prefix(
+    client: &mut Client,
+    range_prefix: &str,
+) -> Result<(i64, Vec<RawEntry>), etcd_client::Error> {
+    let end = prefix_end(range_prefix.as_bytes());
+    let mut start = range_prefix.as_bytes().to_vec();
+    let mut revision = 0;
+    let mut entries = Vec::new();
+    loop {
+        let mut opts = GetOptions::new()
+            .with_range(end.clone())
+            .with_limit(LIST_PAGE);
+        if revision > 0 {
+            opts = opts.with_revision(revision);
+        }
+        let resp = client.get(start.clone(), Some(opts)).await?;
+        if revision == 0 {
+            revision = resp.header().map(|h| h.revision()).unwrap_or_default();
+        }
+        entries.extend(resp.kvs().iter().map(|kv| RawEntry {
+            key: String::from_utf8_lossy(kv.key()).into_owned(),
+            value: kv.value().to_vec(),
+            mod_revision: kv.mod_revision(),
+        }));
+        match resp.kvs().last() {
+            Some(last) if resp.more() => {
+                start = last.key().to_vec();
+                start.push(0);
+            }
+            _ => return Ok((revision, entries)),
+        }
+    }
+}
+
 /// A client bound to one prefix.
 #[derive(Clone)]
 pub struct EtcdStore {
@@ -93,23 +145,7 @@ impl EtcdStore {
 
     /// Every entry under the prefix, and the revision they were read at.
     pub async fn load(&mut self) -> Result<Listing, StoreError> {
-        let resp = self
-            .client
-            .get(
-                self.range_prefix.as_bytes(),
-                Some(GetOptions::new().with_prefix()),
-            )
-            .await?;
-        let revision = resp.header().map(|h| h.revision()).unwrap_or_default();
-        let entries = resp
-            .kvs()
-            .iter()
-            .map(|kv| RawEntry {
-                key: String::from_utf8_lossy(kv.key()).into_owned(),
-                value: kv.value().to_vec(),
-                mod_revision: kv.mod_revision(),
-            })
-            .collect();
+        let (revision, entries) = list_prefix(&mut self.client, &self.range_prefix).await?;
         Ok(Listing { revision, entries })
     }
 
@@ -213,5 +249,17 @@ impl PrefixWatch {
     pub async fn request_progress(&mut self) -> Result<(), StoreError> {
         self.stream.request_progress().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_is_the_next_key_after_every_key_with_the_prefix() {
+        assert_eq!(prefix_end(b"/skydns/"), b"/skydns0".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff"), vec![0]);
     }
 }
