@@ -80,7 +80,8 @@ peers-dns: deps
 bench-dns: deps peers-dns
 	@dpkg -s knot >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq knot >/dev/null; }
 	$(CARGO) build --release
-	BIN=$(BIN) bash tests/bench/dns.sh
+	BIN=$(BIN) BENCH_NAMES=$${BENCH_NAMES:-10000} BENCH_QPS=$${BENCH_QPS:-20000} BENCH_ROUNDS=$${BENCH_ROUNDS:-3} \
+	  bash tests/bench/dns.sh
 
 # --- deploy (helm) ---
 .PHONY: peers-helm
