@@ -216,7 +216,8 @@ async fn probe_loop(
         // Until the node store has listed once, keep the stored topology.
         let topo = match &nodes {
             Some(store)
-                if health == Health::Ready && store.wait_until_ready().now_or_never_ready() =>
+                if health == Health::Ready
+                    && futures::FutureExt::now_or_never(store.wait_until_ready()).is_some() =>
             {
                 health::topology(store.state().iter().map(|n| n.as_ref()))
             }
@@ -271,16 +272,5 @@ async fn probe_loop(
                 }
             }
         }
-    }
-}
-
-trait NowOrNever {
-    fn now_or_never_ready(self) -> bool;
-}
-
-impl<F: std::future::Future> NowOrNever for F {
-    /// True if the future is already complete (the store has listed at least once).
-    fn now_or_never_ready(self) -> bool {
-        futures::FutureExt::now_or_never(self).is_some()
     }
 }

@@ -210,7 +210,9 @@ where
     Ok(!existed)
 }
 
-pub async fn join(opts: &JoinOptions) -> anyhow::Result<KubeFedCluster> {
+/// The checks both commands start with, before anything is touched: a valid name, both
+/// contexts in the kubeconfig, a reachable host. Returns the contexts and the host client.
+async fn preflight(opts: &JoinOptions) -> anyhow::Result<(Contexts, kube::Client, kube::Config)> {
     if !is_dns_label(&opts.cluster) {
         bail!(
             "invalid cluster name {:?}: must be a lower-case RFC 1123 label (a-z, 0-9, '-', at most 63 characters)",
@@ -221,13 +223,18 @@ pub async fn join(opts: &JoinOptions) -> anyhow::Result<KubeFedCluster> {
     contexts.check(&opts.host_context)?;
     contexts.check(&opts.cluster_context)?;
     let (host, host_cfg) = contexts.client(&opts.host_context).await?;
-    let (member, member_cfg) = contexts.client(&opts.cluster_context).await?;
     reachable(
         &host,
         &format!("host cluster (context {})", opts.host_context),
         &host_cfg.cluster_url.to_string(),
     )
     .await?;
+    Ok((contexts, host, host_cfg))
+}
+
+pub async fn join(opts: &JoinOptions) -> anyhow::Result<KubeFedCluster> {
+    let (contexts, host, _) = preflight(opts).await?;
+    let (member, member_cfg) = contexts.client(&opts.cluster_context).await?;
     reachable(
         &member,
         &format!(
@@ -401,22 +408,7 @@ async fn join_steps(
 /// Removes what `join` made. The host side goes first and always; if the member cannot
 /// be reached its leftovers are named in the error.
 pub async fn unjoin(opts: &JoinOptions) -> anyhow::Result<()> {
-    if !is_dns_label(&opts.cluster) {
-        bail!(
-            "invalid cluster name {:?}: must be a lower-case RFC 1123 label",
-            opts.cluster
-        );
-    }
-    let contexts = Contexts::load(opts.kubeconfig.as_ref())?;
-    contexts.check(&opts.host_context)?;
-    contexts.check(&opts.cluster_context)?;
-    let (host, host_cfg) = contexts.client(&opts.host_context).await?;
-    reachable(
-        &host,
-        &format!("host cluster (context {})", opts.host_context),
-        &host_cfg.cluster_url.to_string(),
-    )
-    .await?;
+    let (contexts, host, host_cfg) = preflight(opts).await?;
     let ns = &opts.kubefed_namespace;
     let dp = DeleteParams::default();
 
