@@ -46,16 +46,43 @@ pub fn federation() -> &'static Shared {
     }
 }
 
-/// A fresh directory under cargo's target tmp dir (kept after the run for inspection).
+/// A fresh directory under cargo's target tmp dir, kept after the run for inspection
+/// until the next test binary starts (see [`prune_finished_runs`]).
 pub fn unique_dir(prefix: &str) -> PathBuf {
+    static PRUNED: std::sync::Once = std::sync::Once::new();
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    PRUNED.call_once(|| prune_finished_runs(&root));
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{prefix}-{}-{nanos}", std::process::id()));
+    let dir = root.join(format!("{prefix}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Removes the directories of test processes that have exited. Each holds an etcd data
+/// directory (two 62 MiB preallocated WAL files), so keeping every run's would fill the
+/// disk of a machine that runs the suite often. `cargo test` stops after the first
+/// failing test binary, so a failure's directories survive until the next run.
+fn prune_finished_runs(root: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let mut parts = name.rsplitn(3, '-');
+        let (Some(_nanos), Some(pid), Some(_prefix)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 pub async fn client(cluster: &str) -> kube::Client {
