@@ -26,4 +26,6 @@ done
 GOBIN="$BIN" go install -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 "$BIN/helm" version --short | grep -q "^$HELM_VERSION" || { echo "built helm does not report $HELM_VERSION" >&2; exit 1; }
 touch "$stamp"
+# Built once per machine (the stamp): the compile cache is GiBs nobody reads again.
+go clean -cache
 echo "built helm $HELM_VERSION into $BIN"

@@ -51,4 +51,6 @@ done
 go build -trimpath -ldflags "$ld" -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
 go build -trimpath -ldflags "$ld" -o "$BIN/kubectl" k8s.io/kubernetes/cmd/kubectl
 touch "$stamp"
+# Built once per machine (the stamp): the compile cache is GiBs nobody reads again.
+go clean -cache
 echo "built kube-apiserver and kubectl $K8S_VERSION into $BIN"
