@@ -1,5 +1,6 @@
 //! The hickory [`RequestHandler`] that answers from the current [`Snapshot`]: one atomic
-//! load per query, no lock, no etcd read. Protocol concerns live here (opcodes, EDNS,
+//! load per query, no lock, no etcd read. It serves TCP through hickory-server and the
+//! UDP datagrams `udp` does not answer from its response cache. Protocol concerns live here (opcodes, EDNS,
 //! flags, metrics); what to answer is the index's business.
 
 use std::sync::Arc;
@@ -17,8 +18,9 @@ use super::metrics::DnsMetrics;
 
 /// Largest UDP payload we accept to send (RFC 9715's advice for avoiding fragmentation
 /// is 1232; a client's larger EDNS size is honoured up to this).
-const MAX_UDP_PAYLOAD: u16 = 4096;
+pub(super) const MAX_UDP_PAYLOAD: u16 = 4096;
 
+#[derive(Clone)]
 pub struct DnsHandler {
     index: Arc<ArcSwap<Snapshot>>,
     metrics: DnsMetrics,
@@ -30,7 +32,7 @@ impl DnsHandler {
     }
 }
 
-fn type_label(t: RecordType) -> &'static str {
+pub(super) fn type_label(t: RecordType) -> &'static str {
     match t {
         RecordType::A => "A",
         RecordType::AAAA => "AAAA",
@@ -46,7 +48,7 @@ fn type_label(t: RecordType) -> &'static str {
     }
 }
 
-fn rcode_label(r: ResponseCode) -> &'static str {
+pub(super) fn rcode_label(r: ResponseCode) -> &'static str {
     match r {
         ResponseCode::NoError => "NOERROR",
         ResponseCode::NXDomain => "NXDOMAIN",

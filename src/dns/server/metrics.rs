@@ -12,6 +12,9 @@ pub struct DnsMetrics {
     /// `kubefed_dns_answer_duration_seconds`: from a parsed request to the response handed
     /// to the socket.
     pub latency: Histogram,
+    /// `kubefed_dns_udp_response_cache_total{result}`: UDP plain queries answered from
+    /// the current snapshot's stored responses (`hit`) or through the full path (`miss`).
+    pub response_cache: IntCounterVec,
     /// `kubefed_dns_index_entries`: records in the current snapshot.
     pub index_entries: IntGauge,
     /// `kubefed_dns_index_serial`: serial (etcd revision or generation) of the snapshot.
@@ -46,6 +49,13 @@ impl DnsMetrics {
                     0.002_5, 0.005, 0.01,
                 ]),
             )?,
+            response_cache: IntCounterVec::new(
+                Opts::new(
+                    "kubefed_dns_udp_response_cache_total",
+                    "UDP queries answered from stored responses (hit) or the full path (miss)",
+                ),
+                &["result"],
+            )?,
             index_entries: IntGauge::new("kubefed_dns_index_entries", "Records in the index")?,
             index_serial: IntGauge::new(
                 "kubefed_dns_index_serial",
@@ -73,6 +83,7 @@ impl DnsMetrics {
         };
         registry.register(Box::new(m.queries.clone()))?;
         registry.register(Box::new(m.latency.clone()))?;
+        registry.register(Box::new(m.response_cache.clone()))?;
         registry.register(Box::new(m.index_entries.clone()))?;
         registry.register(Box::new(m.index_serial.clone()))?;
         registry.register(Box::new(m.malformed.clone()))?;

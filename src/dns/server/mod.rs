@@ -1,20 +1,23 @@
 //! The authoritative DNS server: an immutable in-memory index (`index`, pure), the hickory
-//! request handler answering from it (`handler`), and the feeds that keep it current
-//! (`feed`: an etcd skydns watch, or entries handed over in-process).
+//! request handler answering from it (`handler`, all of TCP), the UDP receive loops with
+//! their per-snapshot response cache (`udp`, `wire`), and the feeds that keep the index
+//! current (`feed`: an etcd skydns watch, or entries handed over in-process).
 //!
 //! ```text
-//!  etcd prefix ──list+watch──► feed ──build──► Snapshot ──ArcSwap──► handler ◄── UDP/TCP
-//!  controller-manager ──replace_entries──┘
+//!  etcd prefix ──list+watch──► feed ──build──► Snapshot ──ArcSwap──► handler ◄── TCP
+//!  controller-manager ──replace_entries──┘                    └──► udp (cache) ◄── UDP
 //! ```
 //!
-//! [`start`] binds UDP (several `SO_REUSEPORT` sockets: hickory runs one receive loop per
-//! socket) and TCP on the same port, and returns a [`Handle`]; dropping the handle stops
+//! [`start`] binds UDP (several `SO_REUSEPORT` sockets, one blocking receive loop thread
+//! each) and TCP on the same port, and returns a [`Handle`]; dropping the handle stops
 //! the server and its feed.
 
 pub mod feed;
 pub mod handler;
 pub mod index;
 pub mod metrics;
+pub mod udp;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +45,8 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("starting the UDP receive loops: {0}")]
+    Threads(std::io::Error),
     #[error("at least one --zone is required")]
     NoZones,
 }
@@ -103,6 +108,7 @@ pub struct Handle {
     pub index: IndexHandle,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
+    udp: Option<udp::UdpLoops>,
 }
 
 impl Handle {
@@ -111,6 +117,9 @@ impl Handle {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+        if let Some(udp) = self.udp.take() {
+            let _ = tokio::task::spawn_blocking(move || udp.join()).await;
         }
     }
 }
@@ -178,11 +187,8 @@ pub async fn start(cfg: ServerConfig) -> Result<Handle, ServerError> {
         index.shared(),
         cfg.metrics.clone(),
     ));
-    for s in udp {
-        let s = tokio::net::UdpSocket::from_std(s)
-            .map_err(|source| ServerError::Bind { addr, source })?;
-        server.register_socket(s);
-    }
+    let responder = Arc::new(udp::Responder::new(index.shared(), cfg.metrics.clone()));
+    let udp = udp::UdpLoops::start(udp, responder).map_err(ServerError::Threads)?;
     let tcp = tokio::net::TcpListener::from_std(tcp)
         .map_err(|source| ServerError::Bind { addr, source })?;
     server.register_listener(tcp, cfg.tcp_timeout, 64);
@@ -205,5 +211,6 @@ pub async fn start(cfg: ServerConfig) -> Result<Handle, ServerError> {
         index,
         shutdown,
         task: Some(task),
+        udp: Some(udp),
     })
 }

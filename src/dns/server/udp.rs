@@ -1,0 +1,467 @@
+//! UDP serving: one blocking receive loop per `SO_REUSEPORT` socket, answering each
+//! datagram inline (no task, no await), and a per-snapshot cache of encoded responses.
+//!
+//! A question the cache has seen under the current snapshot is answered by copying the
+//! stored bytes and patching the request's ID and flags (`wire`); any other
+//! datagram goes through the hickory handler (`handler`), exactly as over TCP, and a
+//! plain query's response is stored for the next time. The cache belongs to one
+//! snapshot: a new snapshot (an etcd change, a controller update) starts an empty one,
+//! so an answer is never older than the index. Why not hickory-server's UDP loop: it
+//! spawns a task and decodes a full message per datagram, which cost more CPU per query
+//! than the lookup itself (docs/benchmarks.md).
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{Shutdown, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use futures::FutureExt;
+use hickory_net::NetError;
+use hickory_net::runtime::TokioTime;
+use hickory_net::xfer::Protocol;
+use hickory_proto::op::{MessageType, ResponseCode};
+use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::serialize::binary::BinEncoder;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponse;
+use prometheus::IntCounter;
+
+use super::handler::{DnsHandler, MAX_UDP_PAYLOAD, rcode_label, type_label};
+use super::index::Snapshot;
+use super::metrics::DnsMetrics;
+use super::wire;
+
+/// Encoded responses kept per snapshot, in bytes: the 10 000-name benchmark's working
+/// set (about 60 000 questions) takes under a third of it. Past it, new questions are
+/// answered through the full path without being stored.
+const CACHE_BYTES: usize = 16 << 20;
+
+/// How long a receive loop blocks before it looks at the stop flag again; stopping
+/// also shuts the sockets down, which wakes the loops at once on Linux.
+const STOP_CHECK: Duration = Duration::from_millis(500);
+
+/// A stored response and the query counter its hits increment.
+struct Stored {
+    response: Box<[u8]>,
+    queries: IntCounter,
+}
+
+struct ResponseCache {
+    /// The snapshot every stored response was computed from (or from a newer one).
+    snapshot: Arc<Snapshot>,
+    entries: RwLock<HashMap<Box<[u8]>, Stored>>,
+    bytes: AtomicUsize,
+}
+
+impl ResponseCache {
+    fn new(snapshot: Arc<Snapshot>) -> Self {
+        ResponseCache {
+            snapshot,
+            entries: RwLock::new(HashMap::new()),
+            bytes: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Answers UDP datagrams; shared by the receive loops.
+pub struct Responder {
+    handler: DnsHandler,
+    index: Arc<ArcSwap<Snapshot>>,
+    cache: ArcSwap<ResponseCache>,
+    metrics: DnsMetrics,
+    hits: IntCounter,
+    misses: IntCounter,
+}
+
+impl Responder {
+    pub fn new(index: Arc<ArcSwap<Snapshot>>, metrics: DnsMetrics) -> Self {
+        let cache = ResponseCache::new(index.load_full());
+        Responder {
+            handler: DnsHandler::new(index.clone(), metrics.clone()),
+            index,
+            cache: ArcSwap::from_pointee(cache),
+            hits: metrics.response_cache.with_label_values(&["hit"]),
+            misses: metrics.response_cache.with_label_values(&["miss"]),
+            metrics,
+        }
+    }
+
+    /// Writes the response to `packet` into `out`; false when there is none to send
+    /// (a response message, or fewer bytes than a header).
+    pub fn respond(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
+        let start = Instant::now();
+        let Some(query) = wire::parse_query(packet, MAX_UDP_PAYLOAD) else {
+            return self.full(packet, src, out);
+        };
+        let snapshot = self.index.load();
+        let cache = self.cache.load();
+        let cache = if Arc::ptr_eq(&cache.snapshot, &snapshot) {
+            cache
+        } else if cache.snapshot.serial() <= snapshot.serial() {
+            self.cache
+                .store(Arc::new(ResponseCache::new(Arc::clone(&snapshot))));
+            self.cache.load()
+        } else {
+            // Another loop already moved to a newer snapshot than the one we loaded.
+            return self.full(packet, src, out);
+        };
+        if let Some(stored) = cache.entries.read().unwrap().get(query.key()) {
+            wire::patch(&stored.response, packet, out);
+            stored.queries.inc();
+            self.hits.inc();
+            self.metrics.latency.observe(start.elapsed().as_secs_f64());
+            return true;
+        }
+        self.misses.inc();
+        if !self.full(packet, src, out) || !wire::reusable(packet, &query, out) {
+            return true;
+        }
+        let rcode = ResponseCode::from(0, out[3] & 0x0f);
+        if rcode == ResponseCode::ServFail
+            || cache.bytes.load(Ordering::Relaxed) + out.len() > CACHE_BYTES
+        {
+            return true;
+        }
+        let queries = self.metrics.queries.with_label_values(&[
+            type_label(RecordType::from(query.qtype)),
+            rcode_label(rcode),
+        ]);
+        let stored = Stored {
+            response: out.as_slice().into(),
+            queries,
+        };
+        if cache
+            .entries
+            .write()
+            .unwrap()
+            .insert(query.key().into(), stored)
+            .is_none()
+        {
+            cache.bytes.fetch_add(out.len(), Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// The full path: hickory decodes the datagram and the handler answers it, as over
+    /// TCP; metrics are the handler's.
+    fn full(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        let request = match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
+            Ok(r) => r,
+            Err(_) => return form_error(packet, out),
+        };
+        if request.metadata.message_type == MessageType::Response {
+            // Never answer a response: no reflection loops.
+            return false;
+        }
+        let capture = Capture::default();
+        let answered = self
+            .handler
+            .handle_request::<_, TokioTime>(&request, capture.clone())
+            .now_or_never()
+            .is_some();
+        let bytes = std::mem::take(&mut *capture.0.lock().unwrap());
+        out.extend_from_slice(&bytes);
+        answered && !out.is_empty()
+    }
+}
+
+/// FORMERR for a datagram hickory cannot decode but whose header is readable, as
+/// hickory-server answers it: the request's ID, opcode and RD, no sections.
+fn form_error(packet: &[u8], out: &mut Vec<u8>) -> bool {
+    if packet.len() < 12 || packet[2] & 0x80 != 0 {
+        return false;
+    }
+    out.extend_from_slice(&[packet[0], packet[1], 0x80 | (packet[2] & 0x79), 0x01]);
+    out.extend_from_slice(&[0; 8]);
+    true
+}
+
+/// A [`ResponseHandler`] that keeps the encoded response (its send completes at once).
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let max = response.edns().map_or(512, |e| e.max_payload());
+        let mut buf = self.0.lock().unwrap();
+        buf.clear();
+        let mut encoder = BinEncoder::new(&mut buf);
+        // Over the limit, hickory's encoder truncates and sets TC (RFC 2181 9).
+        encoder.set_max_size(max);
+        Ok(response.destructive_emit(&mut encoder)?)
+    }
+}
+
+/// The receive loops of a server; stopped (and their sockets shut down) on [`stop`].
+///
+/// [`stop`]: UdpLoops::stop
+pub struct UdpLoops {
+    stop: Arc<AtomicBool>,
+    sockets: Vec<UdpSocket>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl UdpLoops {
+    pub fn start(sockets: Vec<UdpSocket>, responder: Arc<Responder>) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::new();
+        let mut threads = Vec::new();
+        for (i, socket) in sockets.into_iter().enumerate() {
+            socket.set_nonblocking(false)?;
+            socket.set_read_timeout(Some(STOP_CHECK))?;
+            handles.push(socket.try_clone()?);
+            let (stop, responder) = (stop.clone(), responder.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("dns-udp-{i}"))
+                    .spawn(move || serve(&socket, &responder, &stop))?,
+            );
+        }
+        Ok(UdpLoops {
+            stop,
+            sockets: handles,
+            threads,
+        })
+    }
+
+    /// Asks the loops to stop; [`UdpLoops::join`] waits for them.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        for s in &self.sockets {
+            // Wakes a blocked receive on Linux (it then returns 0 bytes); elsewhere the
+            // read timeout does. An unconnected UDP socket reports ENOTCONN: expected.
+            let _ = socket2::SockRef::from(s).shutdown(Shutdown::Read);
+        }
+    }
+
+    pub fn join(mut self) {
+        self.stop();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for UdpLoops {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn serve(socket: &UdpSocket, responder: &Responder, stop: &AtomicBool) {
+    // The largest datagram: a longer one would be cut and then misread.
+    let mut buf = vec![0u8; 65_535];
+    let mut out = Vec::with_capacity(MAX_UDP_PAYLOAD as usize);
+    while !stop.load(Ordering::Acquire) {
+        match socket.recv_from(&mut buf) {
+            Ok((n, src)) => {
+                // A source we cannot answer (port 0) is dropped, as hickory-server does.
+                if src.port() == 0 || src.ip().is_unspecified() {
+                    continue;
+                }
+                if responder.respond(&buf[..n], src, &mut out)
+                    && let Err(error) = socket.send_to(&out, src)
+                {
+                    tracing::debug!(%error, %src, "sending a DNS response failed");
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            Err(error) => {
+                // ICMP errors from earlier sends surface here; the socket stays usable.
+                tracing::debug!(%error, "receiving a DNS query failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::server::index::{IndexConfig, ZoneConfig};
+    use crate::dns::skydns::codec::SkydnsValue;
+    use hickory_proto::op::{Edns, Message, Query};
+    use hickory_proto::rr::Name;
+
+    fn responder() -> (Responder, Arc<ArcSwap<Snapshot>>) {
+        let cfg =
+            Arc::new(IndexConfig::new("/skydns", &[ZoneConfig::new("example.com")], 300).unwrap());
+        let value = |json: &str| serde_json::from_str::<SkydnsValue>(json).unwrap();
+        let mut entries = vec![
+            (
+                "/skydns/com/example/web/a".to_string(),
+                value(r#"{"host":"10.0.0.1","ttl":60}"#),
+            ),
+            (
+                "/skydns/com/example/web/b".to_string(),
+                value(r#"{"host":"2001:db8::1","ttl":60}"#),
+            ),
+            (
+                "/skydns/com/example/txt".to_string(),
+                value(r#"{"text":"hello"}"#),
+            ),
+            (
+                "/skydns/com/example/alias".to_string(),
+                value(r#"{"host":"web.example.com"}"#),
+            ),
+            (
+                "/skydns/com/example/_http/_tcp/web".to_string(),
+                value(r#"{"host":"web.example.com","port":80}"#),
+            ),
+        ];
+        // Enough A records under one name to overflow 512 bytes (truncation).
+        for i in 0..40 {
+            entries.push((
+                format!("/skydns/com/example/big/x{i}"),
+                value(&format!(r#"{{"host":"10.1.0.{i}"}}"#)),
+            ));
+        }
+        let (snapshot, errors) = Snapshot::from_entries(cfg, entries, 1);
+        assert!(errors.is_empty(), "{errors:?}");
+        let index = Arc::new(ArcSwap::from_pointee(snapshot));
+        let metrics = DnsMetrics::register(&prometheus::Registry::new()).unwrap();
+        (Responder::new(index.clone(), metrics), index)
+    }
+
+    fn query(id: u16, name: &str, qtype: RecordType, edns: Option<u16>, rd: bool) -> Vec<u8> {
+        let mut m = Message::query();
+        m.metadata.id = id;
+        m.metadata.recursion_desired = rd;
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        if let Some(size) = edns {
+            let mut e = Edns::new();
+            e.set_max_payload(size);
+            m.edns = Some(e);
+        }
+        m.to_vec().unwrap()
+    }
+
+    fn src() -> SocketAddr {
+        "127.0.0.1:5300".parse().unwrap()
+    }
+
+    /// The bytes the full path (hickory decode + handler) gives.
+    fn full(r: &Responder, packet: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        assert!(r.full(packet, src(), &mut out));
+        out
+    }
+
+    #[test]
+    fn a_cached_answer_is_byte_for_byte_the_full_paths() {
+        let (r, _) = responder();
+        let questions = [
+            ("web.example.com.", RecordType::A),
+            ("web.example.com.", RecordType::AAAA),
+            ("web.example.com.", RecordType::MX),
+            ("txt.example.com.", RecordType::TXT),
+            ("alias.example.com.", RecordType::A),
+            ("_http._tcp.web.example.com.", RecordType::SRV),
+            ("nope.example.com.", RecordType::A),
+            ("example.com.", RecordType::SOA),
+            ("example.com.", RecordType::NS),
+            ("big.example.com.", RecordType::A),
+            ("web.example.org.", RecordType::A),
+        ];
+        // Capitals (0x20 resolvers) take the full path; the comparison shows their
+        // spelling survives.
+        let spellings = |n: &str| [n.to_string(), n.to_uppercase(), n.replacen('e', "E", 2)];
+        for (name, qtype) in questions {
+            for edns in [None, Some(512), Some(1232), Some(65000)] {
+                for (i, spelling) in spellings(name).iter().enumerate() {
+                    for rd in [true, false] {
+                        let id = 100 + i as u16;
+                        let packet = query(id, spelling, qtype, edns, rd);
+                        let mut out = Vec::new();
+                        assert!(r.respond(&packet, src(), &mut out));
+                        assert_eq!(
+                            out,
+                            full(&r, &packet),
+                            "{spelling} {qtype} edns={edns:?} rd={rd}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(r.hits.get() > 0, "the cache answered");
+        let mut out = Vec::new();
+        r.respond(
+            &query(9, "WEB.example.com.", RecordType::A, None, true),
+            src(),
+            &mut out,
+        );
+        let upper = Message::from_vec(&out).unwrap();
+        assert_eq!(upper.answers[0].name.to_string(), "WEB.example.com.");
+        let truncated = Message::from_vec(&full(
+            &r,
+            &query(1, "big.example.com.", RecordType::A, None, true),
+        ))
+        .unwrap();
+        assert!(
+            truncated.metadata.truncation,
+            "40 A records do not fit in 512 bytes"
+        );
+    }
+
+    #[test]
+    fn a_new_snapshot_is_answered_from_a_new_cache() {
+        let (r, index) = responder();
+        let packet = query(1, "web.example.com.", RecordType::A, None, true);
+        let mut out = Vec::new();
+        r.respond(&packet, src(), &mut out);
+        r.respond(&packet, src(), &mut out);
+        assert_eq!(r.hits.get(), 1);
+        let answer = |out: &[u8]| Message::from_vec(out).unwrap().answers.len();
+        assert_eq!(answer(&out), 1);
+
+        let cfg = index.load().config().clone();
+        let (next, _) = Snapshot::from_entries(cfg, Vec::new(), 2);
+        index.store(Arc::new(next));
+        r.respond(&packet, src(), &mut out);
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(
+            r.hits.get(),
+            1,
+            "not answered from the old snapshot's cache"
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_decoded_gets_formerr_and_responses_get_nothing() {
+        let (r, _) = responder();
+        let mut out = Vec::new();
+        assert!(
+            !r.respond(&[1, 2, 3], src(), &mut out),
+            "shorter than a header"
+        );
+        let mut garbage = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        garbage.extend([63, b'a']);
+        assert!(r.respond(&garbage, src(), &mut out));
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(m.metadata.id, 0xabcd);
+        assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+
+        let mut response = query(1, "web.example.com.", RecordType::A, None, true);
+        response[2] |= 0x80;
+        assert!(!r.respond(&response, src(), &mut out), "no reflection");
+    }
+}
