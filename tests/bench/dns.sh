@@ -5,11 +5,14 @@
 # each pinned to CPU 0 with taskset, loaded by dnsperf pinned to CPU 1 at a fixed offered
 # rate. Reports completed queries, server CPU microseconds per query (from
 # /proc/PID/stat, and etcd's CPU too: CoreDNS without cache reads etcd on every query),
-# and latency p50/p99 (from dnsperf -v per-response latencies).
+# latency p50/p99 (from dnsperf -v per-response latencies); then, for the servers fed
+# from etcd, a second run at the same load while a record is rewritten every 100 ms:
+# CPU per query with updates, and how stale the answers get (tests/bench/freshness.py).
 #
 # Knobs: BENCH_QPS (default 5000), BENCH_SECONDS (default 10), BENCH_NAMES (default 1000),
 # BENCH_ROUNDS (default 1; with more, a summary of CPU/query ratios to Knot, median and
-# range), BENCH_CPU_SERVER (0), BENCH_CPU_CLIENT (1).
+# range), BENCH_FRESH_SECONDS (default 5, the run with updates), BENCH_CPU_SERVER (0),
+# BENCH_CPU_CLIENT (1).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${BIN:-$root/.cache/bin}
@@ -18,6 +21,7 @@ QPS=${BENCH_QPS:-5000}
 SECONDS_RUN=${BENCH_SECONDS:-10}
 NAMES=${BENCH_NAMES:-1000}
 ROUNDS=${BENCH_ROUNDS:-1}
+FRESH_SECONDS=${BENCH_FRESH_SECONDS:-5}
 CPU_S=${BENCH_CPU_SERVER:-0}
 CPU_C=${BENCH_CPU_CLIENT:-1}
 for b in etcd dnsperf taskset knotd python3; do
@@ -99,8 +103,8 @@ wait_dns() { # port
 }
 
 results=()
-run() { # name pid port
-  local name=$1 pid=$2 port=$3
+run() { # name pid port [fresh]
+  local name=$1 pid=$2 port=$3 fresh=${4:-}
   wait_dns "$port"
   # Warm up (connections, caches), then measure.
   taskset -c "$CPU_C" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l 2 -Q "$QPS" >/dev/null 2>&1 || true
@@ -108,9 +112,28 @@ run() { # name pid port
   taskset -c "$CPU_C" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$SECONDS_RUN" -Q "$QPS" -v \
     >"$work/$name.out" 2>&1 || true
   local s1 e1; s1=$(cpu_ticks "$pid"); e1=$(cpu_ticks "$etcd_pid")
-  python3 - "$name" "$work/$name.out" "$((s1 - s0))" "$((e1 - e0))" "$hz" <<'PY' | tee -a "$work/results-$round.txt"
+  # Then freshness under the same load, for servers fed from etcd: a record rewritten
+  # every 100 ms (tests/bench/freshness.py), and the CPU per query while that happens.
+  local u0=0 u1=0
+  echo "n/a (zone file)" >"$work/$name.fresh"
+  echo "Queries completed: 0" >"$work/$name.upd"
+  if [[ -n $fresh ]]; then
+    taskset -c "$CPU_C" python3 "$root/tests/bench/freshness.py" "$etcd_url" "$port" "$FRESH_SECONDS" >"$work/$name.fresh" 2>&1 &
+    local fp=$!
+    u0=$(( $(cpu_ticks "$pid") + $(cpu_ticks "$etcd_pid") ))
+    taskset -c "$CPU_C" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$FRESH_SECONDS" -Q "$QPS" \
+      >"$work/$name.upd" 2>&1 || true
+    u1=$(( $(cpu_ticks "$pid") + $(cpu_ticks "$etcd_pid") ))
+    wait "$fp" || true
+  fi
+  python3 - "$name" "$work/$name.out" "$((s1 - s0))" "$((e1 - e0))" "$hz" "$work/$name.fresh" "$work/$name.upd" "$((u1 - u0))" <<'PY' | tee -a "$work/results-$round.txt"
 import re, sys
 name, out, st, et, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+fresh = open(sys.argv[6]).read().strip()
+upd_done = int(re.search(r"Queries completed:\s+(\d+)", open(sys.argv[7]).read()).group(1))
+upd = "%.1f" % (int(sys.argv[8]) / hz * 1e6 / upd_done) if upd_done else "n/a"
+m = re.search(r"stale_ms p50 ([\d.]+) p99 ([\d.]+) max ([\d.]+)", fresh)
+fresh = "%s / %s / %s" % m.groups() if m else fresh
 text = open(out).read()
 done = int(re.search(r"Queries completed:\s+(\d+)", text).group(1))
 lost = int(re.search(r"Queries lost:\s+(\d+)", text).group(1))
@@ -118,21 +141,21 @@ qps = float(re.search(r"Queries per second:\s+([\d.]+)", text).group(1))
 lat = sorted(float(m) for m in re.findall(r"^> \S+ .* ([\d.]+)$", text, re.M))
 pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1e6 if lat else float("nan")
 us = lambda t: t / hz * 1e6 / max(done, 1)
-print("| %-22s | %9.0f | %6d | %8.1f | %8.1f | %7.0f | %7.0f |" % (name, qps, lost, us(st), us(st + et), pct(0.5), pct(0.99)))
+print("| %-22s | %9.0f | %6d | %8.1f | %8.1f | %7.0f | %7.0f | %s | %s |" % (name, qps, lost, us(st), us(st + et), pct(0.5), pct(0.99), upd, fresh))
 PY
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
 }
 
 echo "offered load ${QPS} qps for ${SECONDS_RUN}s, ${NAMES} names; server on CPU ${CPU_S}, dnsperf+etcd on CPU ${CPU_C}"
-echo "| server                 |   qps     |  lost  | µs/q srv | µs/q +etcd | p50 µs | p99 µs |"
-echo "|------------------------|-----------|--------|----------|------------|--------|--------|"
+echo "| server                 |   qps     |  lost  | µs/q srv | µs/q +etcd | p50 µs | p99 µs | µs/q +etcd, 10 updates/s | stale ms p50 / p99 / max |"
+echo "|------------------------|-----------|--------|----------|------------|--------|--------|--------------------------|--------------------------|"
 
 for round in $(seq 1 "$ROUNDS"); do
 [[ $ROUNDS -gt 1 ]] && echo "round $round"
 port=$(free_port)
 KUBEFED_LOG=warn taskset -c "$CPU_S" "$KUBEFED" dns-server --zone example.com --etcd-endpoints "$etcd_url" \
   --listen "127.0.0.1:$port" --udp-sockets 1 >"$work/kubefed.log" 2>&1 &
-p=$!; pids+=("$p"); run kubefed "$p" "$port"
+p=$!; pids+=("$p"); run kubefed "$p" "$port" fresh
 
 for variant in coredns-etcd coredns-etcd-cache; do
   port=$(free_port)
@@ -140,7 +163,7 @@ for variant in coredns-etcd coredns-etcd-cache; do
   printf 'example.com:%s {\n  bind 127.0.0.1\n  %s\n  etcd example.com {\n    path /skydns\n    endpoint %s\n  }\n}\n' \
     "$port" "$cache" "$etcd_url" >"$work/Corefile-$variant"
   taskset -c "$CPU_S" "$BIN/coredns" -conf "$work/Corefile-$variant" >"$work/$variant.log" 2>&1 &
-  p=$!; pids+=("$p"); run "$variant" "$p" "$port"
+  p=$!; pids+=("$p"); run "$variant" "$p" "$port" fresh
 done
 
 port=$(free_port)
@@ -173,15 +196,19 @@ rows = {}
 for r in range(1, rounds + 1):
     for line in open("%s/results-%d.txt" % (work, r)):
         f = [c.strip() for c in line.strip().strip("|").split("|")]
-        rows.setdefault(f[0], []).append((float(f[3]), float(f[4]), float(f[5]), float(f[6])))
+        fresh = f[8].split(" / ") if len(f) > 8 else []
+        p99 = float(fresh[1]) if len(fresh) == 3 else None
+        rows.setdefault(f[0], []).append((float(f[3]), float(f[4]), float(f[5]), float(f[6]), p99))
 knot = [x[0] for x in rows["knot"]]
 print()
 print("%d rounds; CPU per query (server + etcd) as a ratio to Knot's in the same round: median [min..max]; p50/p99 medians" % rounds)
-print("| server | µs/q (median) | ratio to Knot | p50 µs | p99 µs |")
-print("|---|---|---|---|---|")
+print("| server | µs/q (median) | ratio to Knot | p50 µs | p99 µs | stale p99 ms, median [max] |")
+print("|---|---|---|---|---|---|")
 for name, xs in rows.items():
     ratios = [x[1] / k for x, k in zip(xs, knot)]
-    print("| %s | %.1f | %.2f [%.2f..%.2f] | %.0f | %.0f |" % (name, statistics.median(x[1] for x in xs), statistics.median(ratios), min(ratios), max(ratios), statistics.median(x[2] for x in xs), statistics.median(x[3] for x in xs)))
+    stale = [x[4] for x in xs if x[4] is not None]
+    st = "%.1f [%.1f]" % (statistics.median(stale), max(stale)) if stale else "n/a"
+    print("| %s | %.1f | %.2f [%.2f..%.2f] | %.0f | %.0f | %s |" % (name, statistics.median(x[1] for x in xs), statistics.median(ratios), min(ratios), max(ratios), statistics.median(x[2] for x in xs), statistics.median(x[3] for x in xs), st))
 PY
 fi
 echo "raw output: $work"
