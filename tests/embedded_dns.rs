@@ -1,6 +1,7 @@
 //! `kubefed controller-manager --dns-listen`: the DNSEndpoint names served in-process with
 //! no etcd. Zones follow the Domains (REFUSED before a Domain exists, its nameServer as
-//! NS after); an endpoint change is in the next answer; a standby replica answers too.
+//! NS after); an endpoint change is in the next answer; a standby replica answers too;
+//! an event that changes nothing served keeps the index (its SOA serial).
 
 mod common;
 
@@ -107,10 +108,36 @@ async fn embedded_server_follows_domains_and_endpoints() {
         "{nx}"
     );
 
+    // A label changes nothing served: no new snapshot. It is processed before the next
+    // change (one watch, in order), which then moves the serial by exactly one.
+    let serial = || {
+        let soa = common::dig(&dns_a, &["embedded.test", "SOA", "+short"]);
+        let fields: Vec<&str> = soa.split_whitespace().collect();
+        fields
+            .get(2)
+            .and_then(|s| s.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("no SOA serial in {soa:?}"))
+    };
+    let before = serial();
+    eps.patch(
+        "service-web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+    )
+    .await
+    .unwrap();
+    // Longer than the loop's 10 ms debounce, so the label and the change below are two
+    // rebuilds if the label caused one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     endpoint(&eps, "10.1.0.2").await;
     common::eventually(Duration::from_secs(30), "the updated address", || async {
         (common::dig(&dns_a, &["web.embedded.test", "A", "+short"]).trim() == "10.1.0.2")
             .then_some(())
     })
     .await;
+    assert_eq!(
+        serial(),
+        before + 1,
+        "only the address change made a new index"
+    );
 }

@@ -77,18 +77,34 @@ pub async fn run(
     ] {
         tokio::select! { _ = cancel.cancelled() => return, _ = ready => {} }
     }
+    // What the index was last built from: an event that changes nothing DNS serves (a
+    // label, a status write, a watch re-list) keeps the snapshot, its SOA serial and
+    // the UDP response store.
+    let mut served = None;
     loop {
         let domains: Vec<Domain> = doms.state().iter().map(|d| (**d).clone()).collect();
         let zones = zones(&domains, &extra_zones);
         let entries = desired_entries(eps.state().iter().map(|e| e.as_ref()), DEFAULT_PREFIX);
-        let count = entries.len();
-        match index.replace_zones_and_entries(&zones, entries.into_iter().collect()) {
-            Ok(_) => info!(
-                zones = zones.len(),
-                entries = count,
-                "embedded DNS index updated"
-            ),
-            Err(e) => warn!(error = %e, "a Domain is not a valid zone; keeping the previous index"),
+        let desired = (zones, entries);
+        if served.as_ref() != Some(&desired) {
+            let (zones, entries) = &desired;
+            let all = entries
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            match index.replace_zones_and_entries(zones, all) {
+                Ok(_) => {
+                    info!(
+                        zones = zones.len(),
+                        entries = entries.len(),
+                        "embedded DNS index updated"
+                    );
+                    served = Some(desired);
+                }
+                Err(e) => {
+                    warn!(error = %e, "a Domain is not a valid zone; keeping the previous index")
+                }
+            }
         }
         tokio::select! {
             _ = cancel.cancelled() => return,

@@ -72,7 +72,7 @@ impl IndexError {
 }
 
 /// One zone the server is authoritative for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZoneConfig {
     /// e.g. `example.com`
     pub name: String,
