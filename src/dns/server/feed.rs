@@ -133,6 +133,9 @@ struct Mirror {
     /// key -> mod revision of values already reported as malformed.
     malformed: HashMap<String, i64>,
     metrics: DnsMetrics,
+    /// Paths put or deleted since the last snapshot, and that snapshot's serial; `None`
+    /// after a re-list (everything may have changed).
+    changed: Option<(u32, Vec<String>)>,
 }
 
 impl Mirror {
@@ -140,6 +143,9 @@ impl Mirror {
         match Service::decode(&self.cfg, key, value) {
             Ok(s) => {
                 self.malformed.remove(key);
+                if let Some((_, paths)) = self.changed.as_mut() {
+                    paths.push(s.path().to_string());
+                }
                 self.entries.insert(s.path().to_string(), Arc::new(s));
             }
             Err(error) => {
@@ -161,18 +167,30 @@ impl Mirror {
 
     fn remove_path(&mut self, key: &str) {
         if let Ok(path) = codec::key_to_path(key, self.cfg.prefix()) {
-            self.entries.remove(&path.to_ascii_lowercase());
+            let path = path.to_ascii_lowercase();
+            self.entries.remove(&path);
+            if let Some((_, paths)) = self.changed.as_mut() {
+                paths.push(path);
+            }
         }
     }
 
-    fn snapshot(&self, revision: i64) -> Snapshot {
+    /// Everything may change (a re-list): the next snapshot carries no change list.
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.changed = None;
+    }
+
+    fn snapshot(&mut self, revision: i64) -> Snapshot {
         // The SOA serial is 32 bits; etcd revisions fit for a long time, and wrap is
         // what serial arithmetic (RFC 1982) expects.
-        Snapshot::new(
-            self.cfg.clone(),
-            Arc::new(self.entries.clone()),
-            revision as u32,
-        )
+        let serial = revision as u32;
+        let snapshot = Snapshot::new(self.cfg.clone(), Arc::new(self.entries.clone()), serial);
+        let changed = self.changed.replace((serial, Vec::new()));
+        match changed {
+            Some((since, paths)) => snapshot.with_changes(since, paths),
+            None => snapshot,
+        }
     }
 }
 
@@ -198,6 +216,7 @@ pub(crate) async fn run_etcd(
         entries: BTreeMap::new(),
         malformed: HashMap::new(),
         metrics: metrics.clone(),
+        changed: None,
     };
     let prefix = handle.cfg.prefix().to_string();
     let mut store: Option<EtcdStore> = None;
@@ -234,7 +253,7 @@ pub(crate) async fn run_etcd(
             match st.load().await {
                 Ok(listing) => {
                     let before = mirror.entries.len();
-                    mirror.entries.clear();
+                    mirror.clear();
                     let keys: HashSet<&str> =
                         listing.entries.iter().map(|e| e.key.as_str()).collect();
                     mirror.malformed.retain(|k, _| keys.contains(k.as_str()));

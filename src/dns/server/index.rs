@@ -311,12 +311,44 @@ struct NotFound;
 
 type Found<T> = Result<T, NotFound>;
 
+/// What changed between two snapshots: the entry paths put or deleted since the
+/// snapshot of serial `since`. Lets the UDP response store keep every stored answer
+/// that read none of them.
+#[derive(Debug)]
+pub struct Changes {
+    pub since: u32,
+    pub paths: Vec<String>,
+}
+
 /// An immutable index of skydns entries.
 #[derive(Debug)]
 pub struct Snapshot {
     cfg: Arc<IndexConfig>,
     entries: Arc<BTreeMap<String, Arc<Service>>>,
     serial: u32,
+    changes: Option<Changes>,
+}
+
+thread_local! {
+    /// The search paths read by lookups on this thread, while [`trace_reads`] runs.
+    static READS: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` and returns, beside its result, the search paths every lookup it made read:
+/// each is a subtree (and its own key) of the index, so an answer computed by `f` can
+/// only change when an entry at or below one of them changes.
+pub fn trace_reads<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
+    READS.with(|r| *r.borrow_mut() = Some(Vec::new()));
+    let out = f();
+    let reads = READS.with(|r| r.borrow_mut().take()).unwrap_or_default();
+    (out, reads)
+}
+
+/// Whether an entry change at `path` can change what a lookup that read `search` saw:
+/// `path` is `search` or lies below it.
+pub fn affects(path: &str, search: &str) -> bool {
+    path.strip_prefix(search)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 impl Snapshot {
@@ -334,7 +366,20 @@ impl Snapshot {
             cfg,
             entries,
             serial,
+            changes: None,
         }
+    }
+
+    /// Records that this snapshot differs from the one of serial `since` only at
+    /// `paths`.
+    pub fn with_changes(mut self, since: u32, paths: Vec<String>) -> Snapshot {
+        self.changes = Some(Changes { since, paths });
+        self
+    }
+
+    /// What changed since the previous snapshot, when known.
+    pub fn changes(&self) -> Option<&Changes> {
+        self.changes.as_ref()
     }
 
     /// Builds a snapshot from full keys and values; entries that cannot be served are
@@ -465,6 +510,11 @@ impl Snapshot {
             Some(i) => segments[..i].join("/"),
             None => path.clone(),
         };
+        READS.with(|r| {
+            if let Some(reads) = r.borrow_mut().as_mut() {
+                reads.push(search.clone());
+            }
+        });
         let mut found: Vec<&Service> = Vec::new();
         if !exact {
             let sub = format!("{search}/");

@@ -1,6 +1,6 @@
 //! The authoritative DNS server: an immutable in-memory index (`index`, pure), the hickory
 //! request handler answering from it (`handler`, all of TCP), the UDP receive loops with
-//! their per-snapshot response cache (`udp`, `wire`), and the feeds that keep the index
+//! their store of encoded responses (`udp`, `wire`), and the feeds that keep the index
 //! current (`feed`: an etcd skydns watch, or entries handed over in-process).
 //!
 //! ```text

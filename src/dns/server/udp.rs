@@ -1,19 +1,19 @@
 //! UDP serving: one blocking receive loop per `SO_REUSEPORT` socket, answering each
-//! datagram inline (no task, no await), and a per-snapshot cache of encoded responses.
+//! datagram inline (no task, no await), and a store of encoded responses.
 //!
-//! A question the cache has seen under the current snapshot is answered by copying the
-//! stored bytes and patching the request's ID and flags (`wire`); any other
-//! datagram goes through the hickory handler (`handler`), exactly as over TCP, and a
-//! plain query's response is stored for the next time. The cache belongs to one
-//! snapshot: a new snapshot (an etcd change, a controller update) starts an empty one,
-//! so an answer is never older than the index. Why not hickory-server's UDP loop: it
-//! spawns a task and decodes a full message per datagram, which cost more CPU per query
-//! than the lookup itself (docs/benchmarks.md).
+//! A question stored for the current snapshot is answered by copying the stored bytes
+//! and patching the request's ID and flags (`wire`); any other datagram goes through
+//! the hickory handler (`handler`), exactly as over TCP, and a plain query's response
+//! is stored with the index paths its lookups read. When the snapshot changes, the
+//! responses that read a changed path are dropped (all of them when the snapshot cannot
+//! say what changed), so no answer is older than the index. Why not hickory-server's UDP
+//! loop: it spawns a task and decodes a full message per datagram, which cost more CPU
+//! per query than the lookup itself (docs/benchmarks.md).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
 use std::net::{Shutdown, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -30,13 +30,13 @@ use hickory_server::zone_handler::MessageResponse;
 use prometheus::IntCounter;
 
 use super::handler::{DnsHandler, MAX_UDP_PAYLOAD, rcode_label, type_label};
-use super::index::Snapshot;
+use super::index::{self, SOA_MINIMUM, Snapshot};
 use super::metrics::DnsMetrics;
 use super::wire;
 
-/// Encoded responses kept per snapshot, in bytes: the 10 000-name benchmark's working
-/// set (about 60 000 questions) takes under a third of it. Past it, new questions are
-/// answered through the full path without being stored.
+/// Encoded responses kept, in bytes: the 10 000-name benchmark's working set (about
+/// 44 000 questions) takes under a third of it. Past it, new questions are answered
+/// through the full path without being stored until updates free room.
 const CACHE_BYTES: usize = 16 << 20;
 
 /// How long a receive loop blocks before it looks at the stop flag again; stopping
@@ -47,30 +47,102 @@ const STOP_CHECK: Duration = Duration::from_millis(500);
 struct Stored {
     response: Box<[u8]>,
     queries: IntCounter,
+    /// Offset of an SOA serial in the response (negative answers, SOA questions): the
+    /// serial follows the snapshot, so it is written on every hit.
+    serial_at: Option<usize>,
 }
 
+/// Stored responses, kept across snapshots: a snapshot that says what changed
+/// ([`Snapshot::changes`]) drops only the responses whose lookups read a changed path
+/// ([`index::trace_reads`]); any other new snapshot drops them all.
 struct ResponseCache {
-    /// The snapshot every stored response was computed from (or from a newer one).
+    /// The snapshot the stored responses are valid for.
     snapshot: Arc<Snapshot>,
-    entries: RwLock<HashMap<Box<[u8]>, Stored>>,
-    bytes: AtomicUsize,
+    entries: HashMap<Box<[u8]>, Stored>,
+    /// Search path read -> keys of the responses that read it.
+    readers: HashMap<String, HashSet<Box<[u8]>>>,
+    bytes: usize,
 }
 
 impl ResponseCache {
     fn new(snapshot: Arc<Snapshot>) -> Self {
         ResponseCache {
             snapshot,
-            entries: RwLock::new(HashMap::new()),
-            bytes: AtomicUsize::new(0),
+            entries: HashMap::new(),
+            readers: HashMap::new(),
+            bytes: 0,
         }
     }
+
+    /// Moves to `next`, keeping what its changes cannot affect.
+    fn advance(&mut self, next: Arc<Snapshot>) {
+        match next.changes() {
+            Some(c) if c.since == self.snapshot.serial() => {
+                for path in &c.paths {
+                    // The searches that can see `path`: itself and every ancestor.
+                    let mut end = path.len();
+                    loop {
+                        if let Some(keys) = self.readers.remove(&path[..end]) {
+                            for k in keys {
+                                if let Some(gone) = self.entries.remove(&k) {
+                                    self.bytes -= gone.response.len();
+                                }
+                            }
+                        }
+                        match path[..end].rfind('/') {
+                            Some(i) => end = i,
+                            None => break,
+                        }
+                    }
+                    // The zone apex searches the empty path.
+                    if let Some(keys) = self.readers.remove("") {
+                        for k in keys {
+                            if let Some(gone) = self.entries.remove(&k) {
+                                self.bytes -= gone.response.len();
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {
+                self.entries.clear();
+                self.readers.clear();
+                self.bytes = 0;
+            }
+        }
+        self.snapshot = next;
+    }
+
+    fn insert(&mut self, key: &[u8], stored: Stored, reads: Vec<String>) {
+        if self.bytes + stored.response.len() > CACHE_BYTES {
+            return;
+        }
+        self.bytes += stored.response.len();
+        if let Some(old) = self.entries.insert(key.into(), stored) {
+            self.bytes -= old.response.len();
+        }
+        for r in reads {
+            self.readers.entry(r).or_default().insert(key.into());
+        }
+    }
+}
+
+/// Where the SOA serial sits in `response`: just before the SOA's fixed refresh, retry,
+/// expire and minimum fields (the values `index` writes).
+fn soa_serial_offset(response: &[u8]) -> Option<usize> {
+    let mut tail = Vec::with_capacity(16);
+    for v in [7200u32, 1800, 86400, SOA_MINIMUM] {
+        tail.extend_from_slice(&v.to_be_bytes());
+    }
+    let at = response.windows(16).position(|w| w == tail.as_slice())?;
+    at.checked_sub(4)
 }
 
 /// Answers UDP datagrams; shared by the receive loops.
 pub struct Responder {
     handler: DnsHandler,
     index: Arc<ArcSwap<Snapshot>>,
-    cache: ArcSwap<ResponseCache>,
+    cache: RwLock<ResponseCache>,
     metrics: DnsMetrics,
     hits: IntCounter,
     misses: IntCounter,
@@ -82,7 +154,7 @@ impl Responder {
         Responder {
             handler: DnsHandler::new(index.clone(), metrics.clone()),
             index,
-            cache: ArcSwap::from_pointee(cache),
+            cache: RwLock::new(cache),
             hits: metrics.response_cache.with_label_values(&["hit"]),
             misses: metrics.response_cache.with_label_values(&["miss"]),
             metrics,
@@ -96,33 +168,49 @@ impl Responder {
         let Some(query) = wire::parse_query(packet, MAX_UDP_PAYLOAD) else {
             return self.full(packet, src, out);
         };
-        let snapshot = self.index.load();
-        let cache = self.cache.load();
-        let cache = if Arc::ptr_eq(&cache.snapshot, &snapshot) {
-            cache
-        } else if cache.snapshot.serial() <= snapshot.serial() {
-            self.cache
-                .store(Arc::new(ResponseCache::new(Arc::clone(&snapshot))));
-            self.cache.load()
-        } else {
-            // Another loop already moved to a newer snapshot than the one we loaded.
-            return self.full(packet, src, out);
-        };
-        if let Some(stored) = cache.entries.read().unwrap().get(query.key()) {
-            wire::patch(&stored.response, packet, out);
-            stored.queries.inc();
-            self.hits.inc();
-            self.metrics.latency.observe(start.elapsed().as_secs_f64());
-            return true;
+        let snapshot = self.index.load_full();
+        for attempt in 0..2 {
+            {
+                let cache = self.cache.read().unwrap();
+                if Arc::ptr_eq(&cache.snapshot, &snapshot) {
+                    if let Some(stored) = cache.entries.get(query.key()) {
+                        wire::patch(&stored.response, packet, out);
+                        if let Some(at) = stored.serial_at {
+                            out[at..at + 4].copy_from_slice(&snapshot.serial().to_be_bytes());
+                        }
+                        stored.queries.inc();
+                        self.hits.inc();
+                        self.metrics.latency.observe(start.elapsed().as_secs_f64());
+                        return true;
+                    }
+                    break;
+                }
+                if cache.snapshot.serial() > snapshot.serial() {
+                    // Another loop already moved the store past the snapshot we loaded.
+                    drop(cache);
+                    return self.full(packet, src, out);
+                }
+            }
+            if attempt == 0 {
+                let mut cache = self.cache.write().unwrap();
+                if !Arc::ptr_eq(&cache.snapshot, &snapshot)
+                    && cache.snapshot.serial() <= snapshot.serial()
+                {
+                    cache.advance(snapshot.clone());
+                }
+            }
         }
         self.misses.inc();
-        if !self.full(packet, src, out) || !wire::reusable(packet, &query, out) {
-            return true;
+        let (answered, reads) = index::trace_reads(|| self.full(packet, src, out));
+        if !answered || !wire::reusable(packet, &query, out) {
+            return answered;
         }
         let rcode = ResponseCode::from(0, out[3] & 0x0f);
-        if rcode == ResponseCode::ServFail
-            || cache.bytes.load(Ordering::Relaxed) + out.len() > CACHE_BYTES
-        {
+        if rcode == ResponseCode::ServFail {
+            return true;
+        }
+        // The handler loaded the index itself: store only if that was still `snapshot`.
+        if !Arc::ptr_eq(&self.index.load(), &snapshot) {
             return true;
         }
         let queries = self.metrics.queries.with_label_values(&[
@@ -132,15 +220,11 @@ impl Responder {
         let stored = Stored {
             response: out.as_slice().into(),
             queries,
+            serial_at: soa_serial_offset(out),
         };
-        if cache
-            .entries
-            .write()
-            .unwrap()
-            .insert(query.key().into(), stored)
-            .is_none()
-        {
-            cache.bytes.fetch_add(out.len(), Ordering::Relaxed);
+        let mut cache = self.cache.write().unwrap();
+        if Arc::ptr_eq(&cache.snapshot, &snapshot) {
+            cache.insert(query.key(), stored, reads);
         }
         true
     }
@@ -478,8 +562,103 @@ mod tests {
         }
     }
 
+    /// Random updates, each a snapshot that says what changed, interleaved with
+    /// questions whose answers read other names (CNAME chains, SRV targets, subtrees,
+    /// the apex): every answer, stored or not, is byte for byte the full path's.
     #[test]
-    fn a_new_snapshot_is_answered_from_a_new_cache() {
+    fn stored_answers_follow_random_updates() {
+        use crate::dns::skydns::codec;
+        let cfg =
+            Arc::new(IndexConfig::new("/skydns", &[ZoneConfig::new("example.com")], 300).unwrap());
+        let values = [
+            r#"{"host":"10.0.0.1"}"#,
+            r#"{"host":"10.0.0.2","ttl":60}"#,
+            r#"{"host":"2001:db8::7"}"#,
+            r#"{"host":"b.example.com"}"#,
+            r#"{"host":"c.sub.example.com"}"#,
+            r#"{"host":"a.example.com","port":80}"#,
+            r#"{"text":"hello"}"#,
+            r#"{"host":"outside.example.org"}"#,
+        ];
+        let keys = [
+            "/skydns/com/example/a/x",
+            "/skydns/com/example/a/y",
+            "/skydns/com/example/b",
+            "/skydns/com/example/sub/c/x",
+            "/skydns/com/example/sub/d",
+            "/skydns/com/example/_tcp/_http/svc/x",
+            "/skydns/com/example/dns/apex/x",
+            "/skydns/com/example/dns/ns/ns1",
+        ];
+        let questions = [
+            ("a.example.com.", RecordType::A),
+            ("a.example.com.", RecordType::AAAA),
+            ("b.example.com.", RecordType::A),
+            ("b.example.com.", RecordType::TXT),
+            ("c.sub.example.com.", RecordType::A),
+            ("sub.example.com.", RecordType::A),
+            ("d.sub.example.com.", RecordType::CNAME),
+            ("svc._http._tcp.example.com.", RecordType::SRV),
+            ("example.com.", RecordType::A),
+            ("example.com.", RecordType::NS),
+            ("example.com.", RecordType::SOA),
+            ("nope.example.com.", RecordType::A),
+            ("x.a.example.com.", RecordType::A),
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let value = |json: &str| serde_json::from_str::<SkydnsValue>(json).unwrap();
+        let mut entries: std::collections::BTreeMap<String, SkydnsValue> = Default::default();
+        let index = Arc::new(ArcSwap::from_pointee(Snapshot::empty(cfg.clone())));
+        let metrics = DnsMetrics::register(&prometheus::Registry::new()).unwrap();
+        let r = Responder::new(index.clone(), metrics);
+        let mut out = Vec::new();
+        for (step, serial) in (0..400).zip(1u32..) {
+            let mut changed = Vec::new();
+            for _ in 0..1 + next() % 2 {
+                let key = keys[(next() as usize) % keys.len()];
+                if next() % 3 == 0 {
+                    entries.remove(key);
+                } else {
+                    entries.insert(key.into(), value(values[(next() as usize) % values.len()]));
+                }
+                changed.push(
+                    codec::key_to_path(key, "/skydns")
+                        .unwrap()
+                        .to_ascii_lowercase(),
+                );
+            }
+            let (snapshot, _) = Snapshot::from_entries(
+                cfg.clone(),
+                entries.iter().map(|(k, v)| (k.clone(), v.clone())),
+                serial + 1,
+            );
+            index.store(Arc::new(snapshot.with_changes(serial, changed)));
+            for _ in 0..20 {
+                let (name, qtype) = questions[(next() as usize) % questions.len()];
+                let packet = query(7, name, qtype, None, true);
+                assert!(r.respond(&packet, src(), &mut out));
+                assert_eq!(
+                    out,
+                    full(&r, &packet),
+                    "step {step}: {name} {qtype} {entries:?}"
+                );
+            }
+        }
+        assert!(
+            r.hits.get() > 2000,
+            "most answers came from the store: {}",
+            r.hits.get()
+        );
+    }
+
+    #[test]
+    fn a_snapshot_without_changes_empties_the_store() {
         let (r, index) = responder();
         let packet = query(1, "web.example.com.", RecordType::A, None, true);
         let mut out = Vec::new();
