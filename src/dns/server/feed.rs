@@ -15,7 +15,7 @@
 //! Limit: every applied batch rebuilds the snapshot's map (`O(entries)` pointer copies);
 //! fine for the tens of thousands of records a federation has, not for millions.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::index::{IndexConfig, IndexError, Service, Snapshot, ZoneConfig};
+use super::index::{Entries, IndexConfig, IndexError, Service, Snapshot, ZoneConfig};
 use super::metrics::DnsMetrics;
 use crate::admin::http::Readiness;
 use crate::dns::skydns::SkydnsValue;
@@ -129,7 +129,7 @@ impl IndexHandle {
 /// The etcd feed's own copy of the prefix, from which snapshots are built.
 struct Mirror {
     cfg: Arc<IndexConfig>,
-    entries: BTreeMap<String, Arc<Service>>,
+    entries: Entries,
     /// key -> mod revision of values already reported as malformed.
     malformed: HashMap<String, i64>,
     metrics: DnsMetrics,
@@ -185,7 +185,7 @@ impl Mirror {
         // The SOA serial is 32 bits; etcd revisions fit for a long time, and wrap is
         // what serial arithmetic (RFC 1982) expects.
         let serial = revision as u32;
-        let snapshot = Snapshot::new(self.cfg.clone(), Arc::new(self.entries.clone()), serial);
+        let snapshot = Snapshot::new(self.cfg.clone(), self.entries.clone(), serial);
         let changed = self.changed.replace((serial, Vec::new()));
         match changed {
             Some((since, paths)) => snapshot.with_changes(since, paths),
@@ -213,7 +213,7 @@ pub(crate) async fn run_etcd(
     let metrics = handle.metrics.clone();
     let mut mirror = Mirror {
         cfg: handle.cfg.clone(),
-        entries: BTreeMap::new(),
+        entries: Entries::new(),
         malformed: HashMap::new(),
         metrics: metrics.clone(),
         changed: None,
