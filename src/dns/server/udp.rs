@@ -554,7 +554,7 @@ mod tests {
                     let at = (next() as usize) % p.len();
                     p[at] = next() as u8;
                 }
-                if next() % 5 == 0 {
+                if next().is_multiple_of(5) {
                     p.truncate((next() as usize) % p.len());
                 }
                 p
@@ -620,7 +620,7 @@ mod tests {
             let mut changed = Vec::new();
             for _ in 0..1 + next() % 2 {
                 let key = keys[(next() as usize) % keys.len()];
-                if next() % 3 == 0 {
+                if next().is_multiple_of(3) {
                     entries.remove(key);
                 } else {
                     entries.insert(key.into(), value(values[(next() as usize) % values.len()]));
