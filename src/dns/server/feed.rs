@@ -12,8 +12,10 @@
 //! - a value that cannot be served is skipped, logged once per key and revision, and
 //!   counted in `kubefed_dns_malformed_values_total`.
 //!
-//! Limit: every applied batch rebuilds the snapshot's map (`O(entries)` pointer copies);
-//! fine for the tens of thousands of records a federation has, not for millions.
+//! Each applied batch costs `O(log n)` per changed key (the index is a persistent map)
+//! and tells the new snapshot which paths changed, so the UDP response store keeps what
+//! the batch cannot affect; a listing builds the map whole and says nothing changed in
+//! particular (the store starts over).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,7 +1,7 @@
 //! The hickory [`RequestHandler`] that answers from the current [`Snapshot`]: one atomic
 //! load per query, no lock, no etcd read. It serves TCP through hickory-server and the
-//! UDP datagrams `udp` does not answer from its response cache. Protocol concerns live here (opcodes, EDNS,
-//! flags, metrics); what to answer is the index's business.
+//! UDP datagrams `udp` does not answer from its response store. Protocol concerns live
+//! here (opcodes, EDNS, flags, metrics); what to answer is the index's business.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -71,7 +71,10 @@ impl RequestHandler for DnsHandler {
         let start = Instant::now();
         let edns = request.edns.as_ref().map(|req| {
             let mut e = Edns::new();
-            e.set_max_payload(req.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+            e.set_max_payload(
+                req.max_payload()
+                    .clamp(super::wire::MIN_PAYLOAD, MAX_UDP_PAYLOAD),
+            );
             e.set_version(0);
             e
         });

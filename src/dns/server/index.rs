@@ -349,13 +349,6 @@ pub fn trace_reads<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
     (out, reads)
 }
 
-/// Whether an entry change at `path` can change what a lookup that read `search` saw:
-/// `path` is `search` or lies below it.
-pub fn affects(path: &str, search: &str) -> bool {
-    path.strip_prefix(search)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
 impl Snapshot {
     pub fn empty(cfg: Arc<IndexConfig>) -> Snapshot {
         Snapshot::new(cfg, Entries::new(), 0)

@@ -82,24 +82,10 @@ impl ResponseCache {
                     // The searches that can see `path`: itself and every ancestor.
                     let mut end = path.len();
                     loop {
-                        if let Some(keys) = self.readers.remove(&path[..end]) {
-                            for k in keys {
-                                if let Some(gone) = self.entries.remove(&k) {
-                                    self.bytes -= gone.response.len();
-                                }
-                            }
-                        }
+                        self.drop_readers_of(&path[..end]);
                         match path[..end].rfind('/') {
                             Some(i) => end = i,
                             None => break,
-                        }
-                    }
-                    // The zone apex searches the empty path.
-                    if let Some(keys) = self.readers.remove("") {
-                        for k in keys {
-                            if let Some(gone) = self.entries.remove(&k) {
-                                self.bytes -= gone.response.len();
-                            }
                         }
                     }
                 }
@@ -111,6 +97,15 @@ impl ResponseCache {
             }
         }
         self.snapshot = next;
+    }
+
+    /// Drops the responses whose lookups read the subtree `search`.
+    fn drop_readers_of(&mut self, search: &str) {
+        for k in self.readers.remove(search).unwrap_or_default() {
+            if let Some(gone) = self.entries.remove(&k) {
+                self.bytes -= gone.response.len();
+            }
+        }
     }
 
     fn insert(&mut self, key: &[u8], stored: Stored, reads: Vec<String>) {

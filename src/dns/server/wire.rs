@@ -18,7 +18,8 @@ pub const MAX_KEY: usize = 255 + 6;
 const HEADER: usize = 12;
 const OPT: u16 = 41;
 
-/// Clamp of the advertised EDNS payload size, as the handler applies it.
+/// Smallest EDNS payload size honoured (RFC 6891: below 512 is treated as 512); the
+/// handler clamps with it too, so the key and the response agree.
 pub const MIN_PAYLOAD: u16 = 512;
 
 /// A plain query: its cache key and where its question name ends.
