@@ -1,29 +1,45 @@
-//! The controller manager: wires the admin endpoint, leader election, the member-cluster
-//! registry and the controllers, and shuts them down in order.
+//! The controller manager: wires the admin endpoint, the host index, the embedded DNS
+//! server, leader election, the member-cluster registry and the controllers, and shuts
+//! them down in order.
 //!
-//! Start-up: serve /healthz at once (/readyz once leading and the registry has synced),
-//! wait for the Lease, then run the controllers until SIGTERM/SIGINT or until leadership
-//! is lost. On a signal the lease is released so a standby takes over at once; on a lost
-//! lease the process exits non-zero without touching anything more.
+//! ```text
+//!  every replica:   /healthz /readyz /metrics ─ host index (one watch per host kind)
+//!                                                 └─► embedded DNS (--dns-listen)
+//!  the leader only: registry (member clients and stores)
+//!                   ├─ cluster-health (prober)      ─► KubeFedCluster status, Events
+//!                   ├─ service-dns, ingress-dns     ─► record status, DNSEndpoints
+//!                   ├─ dns-endpoint-gc              ─► deletes orphaned DNSEndpoints
+//!                   ├─ federatedtypeconfig ─► sync (one per type) ─► member objects
+//!                   ├─ replica-scheduling           ─► Federated<Kind> placement/overrides
+//!                   └─ skydns writer (--etcd-endpoints) ─► etcd
+//! ```
+//!
+//! Each resource has one writer. Start-up: serve /healthz at once, start the host index
+//! and the embedded DNS server, wait for the Lease, then run the controllers until
+//! SIGTERM/SIGINT. Losing the Lease stops the controllers and the writer at once and
+//! goes back to waiting for it; the process, its host index and its DNS answers stay,
+//! so DNS never depends on the host or the Lease. On a signal the lease is released so
+//! a standby takes over at once.
+//!
+//! `/readyz`: with `--dns-listen`, ready once the embedded server has loaded its names
+//! (a replica that can answer DNS should receive DNS traffic, leader or not); without
+//! it, ready while leading.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::StreamExt;
-use kube::api::Api;
-use kube::runtime::watcher;
 use prometheus::Registry;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::admin::http::{self, Readiness};
 use crate::admin::leader::{LeaderConfig, LeaderElector};
-use crate::api::core::KubeFedConfig;
-use crate::cluster::controller::{self as cluster_controller, ClusterMetrics};
+use crate::cluster::client::REQUEST_TIMEOUT;
 use crate::cluster::health::{HealthConfig, parse_go_duration};
+use crate::cluster::prober::{self, ClusterMetrics};
 use crate::cluster::registry::ClusterRegistry;
 use crate::dns::controllers::{
     self as dns_controllers, DnsControllerConfig, DnsControllerMetrics, ExternalDnsCopy,
@@ -31,9 +47,18 @@ use crate::dns::controllers::{
 use crate::dns::embedded;
 use crate::dns::server::{self, DnsMetrics, ServerConfig, Source};
 use crate::dns::writer::{self, WriterConfig, WriterMetrics};
+use crate::federation::sync::SyncMetrics;
+use crate::federation::{rsp, supervisor};
+use crate::host::HostIndex;
+use crate::kube::controller::ControllerMetrics;
 
-/// Name of the KubeFedConfig the controller manager reads, as in KubeFed.
-pub const KUBEFED_CONFIG_NAME: &str = "kubefed";
+pub use crate::host::KUBEFED_CONFIG_NAME;
+
+/// Reconciles at once per controller when KubeFedConfig leaves
+/// `syncController.maxConcurrentReconciles` unset. KubeFed's default is 1; a member that
+/// stops answering holds a reconcile for up to the request timeout, and with one
+/// reconcile at a time every other object would wait behind it.
+pub const DEFAULT_CONCURRENCY: u16 = 8;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -54,15 +79,31 @@ pub struct Options {
     pub dns_zones: Vec<String>,
 }
 
-pub async fn host_client(
+/// Host clients: one for watches (long polls), one whose every request is bounded by
+/// [`REQUEST_TIMEOUT`] for reads and writes, so a host that stops answering fails
+/// requests instead of holding reconciles and the lease renewal for minutes.
+pub async fn host_clients(
     kubeconfig: Option<&PathBuf>,
     context: Option<&str>,
-) -> anyhow::Result<kube::Client> {
+) -> anyhow::Result<(kube::Client, kube::Client)> {
+    let config = host_config(kubeconfig, context).await?;
+    let watch = kube::Client::try_from(config.clone())?;
+    let mut bounded = config;
+    bounded.connect_timeout = Some(REQUEST_TIMEOUT);
+    bounded.read_timeout = Some(REQUEST_TIMEOUT);
+    bounded.write_timeout = Some(REQUEST_TIMEOUT);
+    Ok((watch, kube::Client::try_from(bounded)?))
+}
+
+async fn host_config(
+    kubeconfig: Option<&PathBuf>,
+    context: Option<&str>,
+) -> anyhow::Result<kube::Config> {
     let opts = kube::config::KubeConfigOptions {
         context: context.map(str::to_string),
         ..Default::default()
     };
-    let config = match kubeconfig {
+    Ok(match kubeconfig {
         Some(p) => {
             let kc = kube::config::Kubeconfig::read_from(p)
                 .with_context(|| format!("reading {}", p.display()))?;
@@ -71,12 +112,32 @@ pub async fn host_client(
         None => kube::Config::infer()
             .await
             .context("no kubeconfig and not in a cluster")?,
-    };
-    Ok(kube::Client::try_from(config)?)
+    })
+}
+
+/// A kube client for the host (reads and writes bounded, as [`host_clients`]'s second).
+pub async fn host_client(
+    kubeconfig: Option<&PathBuf>,
+    context: Option<&str>,
+) -> anyhow::Result<kube::Client> {
+    Ok(host_clients(kubeconfig, context).await?.1)
+}
+
+/// Everything the controllers of one leadership term share.
+struct Shared {
+    opts: Options,
+    index: Arc<HostIndex>,
+    host: kube::Client,
+    cluster_metrics: ClusterMetrics,
+    dns_metrics: DnsControllerMetrics,
+    controller_metrics: ControllerMetrics,
+    sync_metrics: SyncMetrics,
+    writer_metrics: Option<WriterMetrics>,
 }
 
 pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let host = host_client(opts.kubeconfig.as_ref(), opts.context.as_deref()).await?;
+    let (watch_client, host) =
+        host_clients(opts.kubeconfig.as_ref(), opts.context.as_deref()).await?;
     let registry = Registry::new();
     let ready = Readiness::default();
     let admin = http::serve(
@@ -89,29 +150,13 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
     .with_context(|| format!("listening on {}", opts.metrics_listen))?;
     info!(addr = %admin.local_addr, "serving /metrics, /healthz, /readyz");
 
-    let kfc_api: Api<KubeFedConfig> = Api::namespaced(host.clone(), &opts.namespace);
-    let kfc = match kfc_api.get_opt(KUBEFED_CONFIG_NAME).await {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(error = %e, "reading KubeFedConfig; using defaults");
-            None
-        }
-    };
-    let health_cfg = HealthConfig::from_spec(kfc.as_ref().map(|c| &c.spec));
-    let (health_tx, health_rx) = watch::channel(health_cfg);
+    let index = HostIndex::start(
+        watch_client.clone(),
+        &opts.namespace,
+        shutdown.child_token(),
+    );
 
-    let mut lcfg = LeaderConfig::new(&opts.namespace, &opts.lease_name, &opts.identity);
-    if let Some(le) = kfc.as_ref().and_then(|c| c.spec.leader_elect.as_ref()) {
-        let d = |s: &Option<String>| {
-            s.as_deref()
-                .and_then(parse_go_duration)
-                .filter(|d| !d.is_zero())
-        };
-        lcfg.lease_duration = d(&le.lease_duration).unwrap_or(lcfg.lease_duration);
-        lcfg.renew_deadline = d(&le.renew_deadline).unwrap_or(lcfg.renew_deadline);
-        lcfg.retry_period = d(&le.retry_period).unwrap_or(lcfg.retry_period);
-    }
-    // Every replica answers DNS, leader or not: serving only reads the host.
+    // Every replica answers DNS, leader or not, from the host index alone.
     let mut dns_tasks = tokio::task::JoinSet::new();
     let dns = match opts.dns_listen {
         None => None,
@@ -126,127 +171,167 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
             .with_context(|| format!("serving DNS on {listen}"))?;
             info!(addr = %dns.udp_addr, "serving the DNSEndpoint names (embedded DNS)");
             dns_tasks.spawn(embedded::run(
-                host.clone(),
-                opts.namespace.clone(),
+                index.clone(),
                 opts.dns_zones.clone(),
                 dns.index.clone(),
+                ready.clone(),
                 shutdown.clone(),
             ));
             Some(dns)
         }
     };
-    let elector = LeaderElector::new(host.clone(), lcfg);
-    if opts.leader_elect && !elector.acquire(&shutdown).await {
-        return Ok(());
-    }
 
-    let work = shutdown.child_token();
-    let clusters = ClusterRegistry::new(&opts.namespace, health_cfg.timeout);
-    let cluster_metrics = ClusterMetrics::register(&registry)?;
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(clusters.clone().run(host.clone(), work.clone()));
-    tasks.spawn(cluster_controller::run(
-        clusters.clone(),
-        host.clone(),
-        opts.namespace.clone(),
-        health_rx,
-        cluster_metrics,
-        work.clone(),
-    ));
-    tasks.spawn(follow_kubefed_config(kfc_api, health_tx, work.clone()));
-    tasks.spawn(dns_controllers::run(
-        host.clone(),
-        clusters.clone(),
-        DnsControllerConfig {
-            namespace: opts.namespace.clone(),
-            externaldns_copy: opts.externaldns_copy,
+    let shared = Shared {
+        cluster_metrics: ClusterMetrics::register(&registry)?,
+        dns_metrics: DnsControllerMetrics::register(&registry)?,
+        controller_metrics: ControllerMetrics::register(&registry)?,
+        sync_metrics: SyncMetrics::register(&registry)?,
+        writer_metrics: if opts.etcd_endpoints.is_empty() {
+            None
+        } else {
+            Some(WriterMetrics::register(&registry)?)
         },
-        DnsControllerMetrics::register(&registry)?,
-        opts.identity.clone(),
-        work.clone(),
-    ));
-    tasks.spawn(crate::propagation::run_replica_scheduling(
-        host.clone(),
-        clusters.clone(),
-        opts.namespace.clone(),
-        work.clone(),
-    ));
-    tasks.spawn(crate::propagation::run(
-        host.clone(),
-        clusters.clone(),
-        opts.namespace.clone(),
-        work.clone(),
-    ));
-    if !opts.etcd_endpoints.is_empty() {
-        tasks.spawn(writer::run(
-            host.clone(),
-            WriterConfig::new(opts.etcd_endpoints.clone(), &opts.etcd_prefix),
-            WriterMetrics::register(&registry)?,
-            work.clone(),
-        ));
-    }
-    ready.set(true);
-
-    let lost = if opts.leader_elect {
-        !elector.hold(&work).await
-    } else {
-        work.cancelled().await;
-        false
+        opts: opts.clone(),
+        index: index.clone(),
+        host: host.clone(),
     };
-    ready.set(false);
-    work.cancel();
-    while tasks.join_next().await.is_some() {}
+
+    // Leader election needs the host; so do its settings.
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = index.configs.ready() => {}
+    }
+    let elector = LeaderElector::new(
+        host.clone(),
+        index.watch_client(),
+        leader_config(&opts, &index),
+        &registry,
+    )?;
+    let mut held = false;
+    while !shutdown.is_cancelled() {
+        if opts.leader_elect && !elector.acquire(&shutdown).await {
+            break;
+        }
+        held = opts.leader_elect;
+        let term = shutdown.child_token();
+        let mut tasks = start_controllers(&shared, term.clone());
+        if opts.dns_listen.is_none() {
+            ready.set(true);
+        }
+        let lost = if opts.leader_elect {
+            !elector.hold(&term).await
+        } else {
+            term.cancelled().await;
+            false
+        };
+        if opts.dns_listen.is_none() {
+            ready.set(false);
+        }
+        term.cancel();
+        while tasks.join_next().await.is_some() {}
+        if !lost {
+            break;
+        }
+        held = false;
+        warn!(
+            "lost leadership: controllers stopped; DNS keeps answering; waiting for the lease again"
+        );
+    }
+    if held {
+        elector.release().await;
+    }
     if let Some(dns) = dns {
         dns.stop().await;
     }
     dns_tasks.abort_all();
-    if lost {
-        anyhow::bail!("lost leadership; exiting so that a restart starts clean");
-    }
-    if opts.leader_elect {
-        elector.release().await;
-    }
     let _ = tokio::time::timeout(Duration::from_secs(5), admin.task).await;
     info!("stopped");
     Ok(())
 }
 
-/// Applies KubeFedConfig changes to the health settings without a restart.
-async fn follow_kubefed_config(
-    api: Api<KubeFedConfig>,
-    tx: watch::Sender<HealthConfig>,
-    cancel: CancellationToken,
-) {
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={KUBEFED_CONFIG_NAME}"));
-    let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::default_backoff(
-        watcher::watcher(api, cfg)
-    ));
-    loop {
-        let next = tokio::select! {
-            _ = cancel.cancelled() => return,
-            n = stream.next() => n,
+fn leader_config(opts: &Options, index: &HostIndex) -> LeaderConfig {
+    let mut lcfg = LeaderConfig::new(&opts.namespace, &opts.lease_name, &opts.identity);
+    let kfc = index.kubefed_config().flatten();
+    if let Some(le) = kfc.as_ref().and_then(|c| c.spec.leader_elect.as_ref()) {
+        let d = |s: &Option<String>| {
+            s.as_deref()
+                .and_then(parse_go_duration)
+                .filter(|d| !d.is_zero())
         };
-        match next {
-            Some(Ok(watcher::Event::Apply(c) | watcher::Event::InitApply(c))) => {
-                let h = HealthConfig::from_spec(Some(&c.spec));
-                tx.send_if_modified(|cur| {
-                    let changed = *cur != h;
-                    *cur = h;
-                    changed
-                });
-            }
-            Some(Ok(watcher::Event::Delete(_))) => {
-                tx.send_if_modified(|cur| {
-                    let changed = *cur != HealthConfig::default();
-                    *cur = HealthConfig::default();
-                    changed
-                });
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => warn!(error = %e, "watching KubeFedConfig"),
-            None => return,
-        }
+        lcfg.lease_duration = d(&le.lease_duration).unwrap_or(lcfg.lease_duration);
+        lcfg.renew_deadline = d(&le.renew_deadline).unwrap_or(lcfg.renew_deadline);
+        lcfg.retry_period = d(&le.retry_period).unwrap_or(lcfg.retry_period);
     }
+    lcfg
+}
+
+/// The controllers of one leadership term, stopped by `term`.
+fn start_controllers(s: &Shared, term: CancellationToken) -> tokio::task::JoinSet<()> {
+    let kfc = s.index.kubefed_config().flatten();
+    let spec = kfc.as_ref().map(|c| &c.spec);
+    let health = HealthConfig::from_spec(spec);
+    let concurrency = spec
+        .and_then(|s| s.sync_controller.as_ref())
+        .and_then(|s| s.max_concurrent_reconciles)
+        .filter(|n| *n > 0)
+        .map(|n| n.min(u16::MAX as i64) as u16)
+        .unwrap_or(DEFAULT_CONCURRENCY);
+    let registry = ClusterRegistry::new(&s.opts.namespace, health.timeout);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(
+        registry
+            .clone()
+            .run(s.index.clone(), s.host.clone(), term.clone()),
+    );
+    tasks.spawn(prober::run(
+        s.index.clone(),
+        registry.clone(),
+        s.host.clone(),
+        s.opts.identity.clone(),
+        s.cluster_metrics.clone(),
+        s.controller_metrics.clone(),
+        term.clone(),
+    ));
+    tasks.spawn(dns_controllers::run(
+        s.index.clone(),
+        registry.clone(),
+        s.host.clone(),
+        DnsControllerConfig {
+            namespace: s.opts.namespace.clone(),
+            externaldns_copy: s.opts.externaldns_copy,
+            concurrency,
+        },
+        s.dns_metrics.clone(),
+        s.controller_metrics.clone(),
+        s.opts.identity.clone(),
+        term.clone(),
+    ));
+    tasks.spawn(supervisor::run(
+        s.index.clone(),
+        registry.clone(),
+        s.host.clone(),
+        s.opts.identity.clone(),
+        s.sync_metrics.clone(),
+        s.controller_metrics.clone(),
+        concurrency,
+        term.clone(),
+    ));
+    tasks.spawn(rsp::run(
+        s.index.clone(),
+        registry,
+        s.host.clone(),
+        s.controller_metrics.clone(),
+        term.clone(),
+    ));
+    if let Some(m) = &s.writer_metrics {
+        tasks.spawn(writer::run(
+            s.index.clone(),
+            WriterConfig::new(s.opts.etcd_endpoints.clone(), &s.opts.etcd_prefix),
+            m.clone(),
+            term,
+        ));
+    }
+    tasks
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -21,7 +21,7 @@ use crate::cluster::join::{self, JoinOptions};
 use crate::controller_manager;
 use crate::dns::controllers::ExternalDnsCopy;
 use crate::dns::server::{self, DnsMetrics, ServerConfig, Source, ZoneConfig};
-use crate::kubeutil::{self, FIELD_MANAGER};
+use crate::kube::apply::FIELD_MANAGER;
 use crate::localup::{self, LocalFederation, Options};
 
 /// A member of the demo: where it is and its load balancer address.
@@ -88,8 +88,8 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         .context("starting the federation")?;
     let kubeconfig = fed.kubeconfig_path().to_path_buf();
     let host = fed.client("cluster1").await?;
-    kubeutil::ensure_namespace(&host, DEFAULT_KUBEFED_NAMESPACE).await?;
-    kubeutil::apply_crds(&host, &api::crds(), Duration::from_secs(60)).await?;
+    crate::kube::apply::ensure_namespace(&host, DEFAULT_KUBEFED_NAMESPACE).await?;
+    crate::kube::apply::apply_crds(&host, &api::crds(), Duration::from_secs(60)).await?;
 
     for m in &MEMBERS {
         step(&format!(
@@ -113,12 +113,12 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
     }
 
     step("applying examples/domain.yaml and examples/servicednsrecord.yaml on the host");
-    kubeutil::ensure_namespace(&host, "test-namespace").await?;
+    crate::kube::apply::ensure_namespace(&host, "test-namespace").await?;
     for f in ["domain.yaml", "servicednsrecord.yaml"] {
         let path = opts.examples_dir.join(f);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        kubeutil::apply_yaml(&host, &text, "default").await?;
+        crate::kube::apply::apply_yaml(&host, &text, "default").await?;
     }
 
     step("running the controller-manager (writing skydns into etcd) and kubefed dns-server");
@@ -221,7 +221,7 @@ async fn member_setup(c: &kube::Client, m: &Member) -> anyhow::Result<()> {
     Api::<Node>::all(c.clone())
         .patch(&format!("{}-node", m.name), &pp, &Patch::Apply(node))
         .await?;
-    kubeutil::ensure_namespace(c, "test-namespace").await?;
+    crate::kube::apply::ensure_namespace(c, "test-namespace").await?;
     let svcs: Api<Service> = Api::namespaced(c.clone(), "test-namespace");
     let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "test-service", "namespace": "test-namespace"},
         "spec": {"type": "LoadBalancer", "selector": {"app": "test"}, "ports": [{"port": 80, "targetPort": 8080}]}});

@@ -14,15 +14,23 @@
 //!  Federated<Kind> (+ placement, overrides, RSP) ──sync──► target objects in the members
 //! ```
 //!
-//! Module map (dependencies point down the list; `api`, `sync` and `dns::records` do no I/O):
+//! The controller-manager runs every controller on one runtime (`kube::runtime::Controller`
+//! with kubefed's error, backoff and metrics conventions, [`kube::controller`]), reading
+//! one host index (one watch per host resource, [`host`]) and the registry's member
+//! stores; each resource has one writer. See `docs/architecture.md`.
+//!
+//! Module map (dependencies point down the list; `api`, `federation`'s rules and
+//! `dns::records` do no I/O):
 //! - [`api`]: CRD types of every group, and the CRD generator behind `crds/`.
-//! - [`sync`]: pure propagation rules: placement, overrides, retention, replica planning.
+//! - [`kube`]: applying CRDs/YAML, shared watches and stores, the controller runtime.
+//! - [`host`]: the host index every controller and the embedded DNS feed read.
+//! - [`cluster`]: join/unjoin, member clients, health and the prober, the member registry.
+//! - [`federation`]: the sync engine: pure placement, overrides, retention and replica
+//!   rules, and the FederatedTypeConfig, sync and replica scheduling controllers.
 //! - [`dns`]: record rules (pure), skydns codec/store/writer, the controllers, the server.
-//! - [`cluster`]: join/unjoin, member clients, health and topology, the member registry.
-//! - [`propagation`]: the FederatedTypeConfig, sync and replica scheduling controllers.
-//! - [`controller_manager`]: wiring of leader election, registry and controllers.
+//! - [`controller_manager`]: wiring of the host index, leader election, registry and
+//!   controllers.
 //! - [`admin`]: /metrics, /healthz, /readyz, leader election.
-//! - [`kubeutil`]: small helpers over a `kube::Client` (apply CRDs and YAML).
 //! - [`localup`]: the local control plane (etcd + kube-apiservers) for tests and the demo.
 //! - [`demo`]: the end-to-end multi-cluster DNS demo on a local federation.
 //! - [`cli`]: the `kubefed` subcommands.
@@ -38,7 +46,7 @@ pub mod cluster;
 pub mod controller_manager;
 pub mod demo;
 pub mod dns;
-pub mod kubeutil;
+pub mod federation;
+pub mod host;
+pub mod kube;
 pub mod localup;
-pub mod propagation;
-pub mod sync;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::discovery::{ApiResource, Discovery};
 use kubefed::api::{self, core, types};
-use kubefed::kubeutil;
+use kubefed::kube::apply as kubeutil;
 use serde_json::{Value, json};
 
 fn repo() -> &'static Path {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use kubefed::api::core::{ApiResource, ResourceScope};
 use kubefed::api::types;
-use kubefed::kubeutil;
+use kubefed::kube::apply as kubeutil;
 use serde_json::Value;
 
 const NS: &str = "kube-federation-system";

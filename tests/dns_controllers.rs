@@ -15,7 +15,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kubefed::api::multiclusterdns::{DNSEndpoint, IngressDNSRecord, ServiceDNSRecord};
 use kubefed::api::{self, DEFAULT_KUBEFED_NAMESPACE as NS};
-use kubefed::kubeutil;
+use kubefed::kube::apply as kubeutil;
 use serde_json::json;
 
 const APP_NS: &str = "test-namespace";
@@ -233,7 +233,7 @@ async fn service_and_ingress_records_follow_the_members() {
             text.lines()
                 .any(|l| {
                     l.starts_with(
-                        "kubefed_dns_reconciles_total{kind=\"ServiceDNSRecord\",result=\"ok\"}",
+                        "kubefed_controller_reconciles_total{controller=\"service-dns\",result=\"success\"}",
                     )
                 })
                 .then_some(())

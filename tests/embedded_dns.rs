@@ -10,7 +10,7 @@ use std::time::Duration;
 use kube::api::{Api, Patch, PatchParams};
 use kubefed::api::multiclusterdns::{DNSEndpoint, Domain};
 use kubefed::api::{self, DEFAULT_KUBEFED_NAMESPACE as NS};
-use kubefed::kubeutil;
+use kubefed::kube::apply as kubeutil;
 use serde_json::json;
 
 async fn endpoint(api: &Api<DNSEndpoint>, ip: &str) {

@@ -13,7 +13,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::discovery::ApiResource;
 use kubefed::api::core::{FederatedTypeConfig, PropagationMode};
 use kubefed::api::{self, DEFAULT_KUBEFED_NAMESPACE as NS};
-use kubefed::kubeutil;
+use kubefed::kube::apply as kubeutil;
 use serde_json::{Value, json};
 
 async fn install_host() -> kube::Client {

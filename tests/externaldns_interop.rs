@@ -28,7 +28,7 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kubefed::api::multiclusterdns::{DNSEndpoint, Domain, ServiceDNSRecord};
 use kubefed::api::{self, DEFAULT_KUBEFED_NAMESPACE as NS};
 use kubefed::dns::controllers::ExternalDnsCopy;
-use kubefed::kubeutil;
+use kubefed::kube::apply as kubeutil;
 use kubefed::localup::{Lifetime, ManagedProcess, default_bin_dir, free_port};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;

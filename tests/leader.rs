@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams};
 use kubefed::api::{self, DEFAULT_KUBEFED_NAMESPACE as NS};
-use kubefed::kubeutil;
+use kubefed::kube::apply as kubeutil;
 use serde_json::json;
 
 const LEASE: Duration = Duration::from_secs(4);

@@ -12,7 +12,7 @@ use etcd_client::{Client, GetOptions};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kubefed::api::multiclusterdns::DNSEndpoint;
 use kubefed::api::{self, DEFAULT_KUBEFED_NAMESPACE as NS};
-use kubefed::kubeutil;
+use kubefed::kube::apply as kubeutil;
 use serde_json::json;
 
 const APP_NS: &str = "bridge";

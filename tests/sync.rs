@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kubefed::api::{self, DEFAULT_KUBEFED_NAMESPACE as NS};
-use kubefed::kubeutil;
+use kubefed::kube::apply as kubeutil;
 use serde_json::{Value, json};
 
 fn apply() -> PatchParams {

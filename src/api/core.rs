@@ -97,6 +97,19 @@ pub struct KubeFedClusterStatus {
     pub region: Option<String>,
 }
 
+impl KubeFedCluster {
+    /// The one definition of a usable member: its stored `Ready` condition is `True`.
+    /// The health prober writes it; every controller reads it from the host (never the
+    /// prober's memory), so a restarted controller sees what its predecessor saw.
+    pub fn is_ready(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == cluster_condition::READY && c.status == ConditionStatus::True)
+        })
+    }
+}
+
 /// The condition types a cluster reports.
 pub mod cluster_condition {
     pub const READY: &str = "Ready";

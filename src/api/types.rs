@@ -89,6 +89,7 @@ pub fn federated_crd(federated: &ApiResource) -> CustomResourceDefinition {
                     "properties": {
                         "name": {"type": "string"},
                         "status": {"type": "string"},
+                        "message": {"type": "string"},
                         "remoteStatus": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
                     }
                 }

@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::StateDir;
+use crate::api;
 use crate::localup::{self, Lifetime, LocalFederation, Options};
-use crate::{api, kubeutil};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -103,8 +103,8 @@ async fn up(dir: StateDir, clusters: usize) -> anyhow::Result<()> {
         .context("starting the local federation")?;
     // Leave a usable host: the kubefed namespace and the CRDs, as a control plane install would.
     let host = fed.client(&localup::cluster_name(0)).await?;
-    kubeutil::ensure_namespace(&host, api::DEFAULT_KUBEFED_NAMESPACE).await?;
-    kubeutil::apply_crds(&host, &api::crds(), Duration::from_secs(60)).await?;
+    crate::kube::apply::ensure_namespace(&host, api::DEFAULT_KUBEFED_NAMESPACE).await?;
+    crate::kube::apply::apply_crds(&host, &api::crds(), Duration::from_secs(60)).await?;
     let state = fed.detach();
     println!("kubeconfig: {}", state.kubeconfig.display());
     println!(

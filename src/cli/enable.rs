@@ -15,8 +15,8 @@ use kube::{Client, ResourceExt};
 use crate::api::DEFAULT_KUBEFED_NAMESPACE;
 use crate::api::core::{ApiResource, FederatedTypeConfig, PropagationMode};
 use crate::api::types::DEFAULT_FEDERATED_GROUP;
-use crate::kubeutil::{self, FIELD_MANAGER};
-use crate::sync::typeconfig::{self, DiscoveredResource};
+use crate::federation::typeconfig::{self, DiscoveredResource};
+use crate::kube::apply::FIELD_MANAGER;
 
 /// Flags shared by enable and disable: where the host cluster is.
 #[derive(Args, Debug, Clone)]
@@ -95,7 +95,7 @@ pub async fn run_enable(args: EnableArgs) -> anyhow::Result<()> {
     typeconfig::check_enable_conflicts(&ftc, &existing.items)?;
 
     let crd_name = crd.name_any();
-    kubeutil::apply_crds(&client, std::slice::from_ref(&crd), CRD_TIMEOUT).await?;
+    crate::kube::apply::apply_crds(&client, std::slice::from_ref(&crd), CRD_TIMEOUT).await?;
     println!("customresourcedefinition.apiextensions.k8s.io/{crd_name} applied");
 
     let name = ftc.name_any();

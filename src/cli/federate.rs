@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::enable::{HostOpts, discover, host_client};
 use crate::api::core::{ApiResource, FederatedTypeConfig, PropagationMode, ResourceScope};
 use crate::api::types::DEFAULT_FEDERATED_GROUP;
-use crate::sync::federate::federated_from_target;
-use crate::sync::typeconfig;
+use crate::federation::federate::federated_from_target;
+use crate::federation::typeconfig;
 
 #[derive(Args, Debug)]
 pub struct FederateArgs {
@@ -169,7 +169,7 @@ fn dynamic(r: &ApiResource) -> kube::discovery::ApiResource {
     kube::discovery::ApiResource {
         group: r.group.clone(),
         version: r.version.clone(),
-        api_version: crate::sync::desired::api_version(r),
+        api_version: crate::federation::desired::api_version(r),
         kind: r.kind.clone(),
         plural: r.plural_name.clone(),
     }

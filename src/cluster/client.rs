@@ -40,13 +40,31 @@ pub fn secret_token(secret: &Secret) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-/// A client for `cluster` authenticated by `secret`. With `request_timeout` every request
-/// (connect, read, write) is bounded, which suits probes; without it only connecting is
-/// (watches are long polls and must not be cut by a short read timeout).
+/// Every read or write of a member (not a watch) must finish within this, so that a
+/// hung member fails its own operations instead of holding a reconcile.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A watch with no bytes for this long is cut and restarted: longer than the 290 s after
+/// which kube's watcher asks the server to end a watch, so a healthy idle watch is
+/// never cut, but a member that stopped answering is noticed.
+pub const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What a member client is for, which decides its timeouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientKind {
+    /// Watches: long polls, only [`WATCH_READ_TIMEOUT`].
+    Watch,
+    /// Reads and writes: every request bounded by [`REQUEST_TIMEOUT`].
+    Request,
+    /// Health probes: every request bounded by the probe timeout.
+    Probe(Duration),
+}
+
+/// A client for `cluster` authenticated by `secret`, with the timeouts of `kind`.
 pub async fn member_client(
     cluster: &KubeFedCluster,
     secret: &Secret,
-    request_timeout: Option<Duration>,
+    kind: ClientKind,
 ) -> Result<kube::Client, ClientError> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let token = secret_token(secret).ok_or_else(|| ClientError::NoToken {
@@ -87,11 +105,14 @@ pub async fn member_client(
             cluster: name.clone(),
             source,
         })?;
-    config.connect_timeout = Some(request_timeout.unwrap_or(Duration::from_secs(10)));
-    if let Some(t) = request_timeout {
-        config.read_timeout = Some(t);
-        config.write_timeout = Some(t);
-    }
+    let (connect, io) = match kind {
+        ClientKind::Watch => (REQUEST_TIMEOUT, WATCH_READ_TIMEOUT),
+        ClientKind::Request => (REQUEST_TIMEOUT, REQUEST_TIMEOUT),
+        ClientKind::Probe(t) => (t, t),
+    };
+    config.connect_timeout = Some(connect);
+    config.read_timeout = Some(io);
+    config.write_timeout = Some(io);
     kube::Client::try_from(config).map_err(|source| ClientError::Client {
         cluster: name,
         source,

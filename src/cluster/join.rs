@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::api::core::KubeFedCluster;
 use crate::cluster::is_dns_label;
-use crate::kubeutil::FIELD_MANAGER;
+use crate::kube::apply::FIELD_MANAGER;
 
 /// Label on a member namespace that `join` created, so `unjoin` removes only those.
 pub const CREATED_BY_JOIN: &str = "kubefed.io/created-by-join";

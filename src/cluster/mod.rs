@@ -1,11 +1,11 @@
 //! Member clusters: how the control plane reaches them (client), whether they are healthy
-//! and where they are (health), and the registry that keeps one client and one set of
+//! and where they are (health, prober), and the registry that keeps one client and one set of
 //! shared watches per joined cluster (registry).
 
 pub mod client;
-pub mod controller;
 pub mod health;
 pub mod join;
+pub mod prober;
 pub mod registry;
 
 /// An RFC 1123 label: what Kubernetes accepts as a KubeFedCluster name (and DNS as a label).

@@ -1,22 +1,31 @@
-//! The member-cluster registry: one client per joined cluster, built from its
-//! KubeFedCluster and Secret and rebuilt when either changes, plus shared watches and
-//! stores per (cluster, resource) that every controller reads.
+//! The member-cluster registry: one set of clients per joined cluster, built from its
+//! KubeFedCluster and Secret (read from the host index) and rebuilt when either changes,
+//! plus the shared watches and stores per (cluster, resource) that every controller reads.
 //!
-//! Events (`RegistryEvent`) tell controllers when a cluster connects, goes away, changes
-//! readiness or when an object in a member store changes, so they react by watch rather
-//! than by polling. Each member's watches run under the member's cancellation token: an
-//! unjoin or a changed Secret stops them; an unreachable member only backs off its own
-//! watches and never blocks the others or the host.
+//! It is not a `kube::runtime::Controller`: it writes nothing to any API, and what it
+//! keeps (a client per cluster) is a function of the whole set of clusters and secrets,
+//! so each change re-derives that set; removal of a cluster is noticed by its absence,
+//! which a per-object reconcile would never be called for.
+//!
+//! Events ([`RegistryEvent`]) tell controllers when a cluster connects, goes away, is
+//! identified, or when an object in a member store changes or its store re-lists, so
+//! they react by watch rather than by polling. Each member's watches run under the
+//! member's cancellation token: an unjoin or a changed Secret stops them; an unreachable
+//! member only backs off its own watches and never blocks the others or the host.
+//!
+//! Which stores exist is declared once ([`ClusterRegistry::watch_kind`],
+//! [`ClusterRegistry::watch_dyn`]): every member, connected now or later, gets them.
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
@@ -25,20 +34,37 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::client::{member_client, secret_token};
+use super::client::{ClientKind, member_client, secret_token};
 use crate::api::core::KubeFedCluster;
+use crate::host::HostIndex;
+use crate::kube::controller::Trigger;
+use crate::kube::watch::backoff;
 
 /// A joined cluster as the controllers use it.
 pub struct Member {
     pub name: String,
-    /// For watches and writes (no read timeout: watches are long polls).
+    /// For watches (long polls: only a generous read timeout).
     pub client: kube::Client,
+    /// For reads and writes: every request is bounded by `client::REQUEST_TIMEOUT`, so a
+    /// hung member fails its operations instead of holding a reconcile.
+    pub request_client: kube::Client,
     /// For health probes: every request bounded by the probe timeout.
     pub probe_client: kube::Client,
     /// Cancelled when the cluster is unjoined or its connection details change.
     pub cancel: CancellationToken,
+    /// Whether this member is the host cluster itself (joined as a member), known once
+    /// both `kube-system` namespace UIDs have been read.
+    host: OnceLock<bool>,
+}
+
+impl Member {
+    /// `Some(true)` when the member is the host, `None` until that is known. Code that
+    /// must never delete the host's own objects treats `None` like `Some(true)`.
+    pub fn is_host(&self) -> Option<bool> {
+        self.host.get().copied()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,8 +73,8 @@ pub enum RegistryEvent {
     Connected(String),
     /// A cluster was unjoined.
     Removed(String),
-    /// The health controller changed its view of a cluster.
-    Readiness { cluster: String, ready: bool },
+    /// Whether the cluster is the host became known.
+    Identified(String),
     /// An object in a shared member store was applied or deleted.
     Object {
         cluster: String,
@@ -56,18 +82,28 @@ pub enum RegistryEvent {
         namespace: Option<String>,
         name: String,
     },
+    /// A member store (re-)listed: objects may have vanished without a delete event.
+    Relisted { cluster: String, kind: String },
+}
+
+struct StoreEntry {
+    store: Box<dyn Any + Send + Sync>,
+    cancel: CancellationToken,
 }
 
 struct Entry {
     member: Arc<Member>,
     key: u64,
-    stores: HashMap<String, Box<dyn Any + Send + Sync>>,
+    stores: HashMap<String, StoreEntry>,
 }
+
+type Starter = Arc<dyn Fn(&Arc<ClusterRegistry>, &str) + Send + Sync>;
 
 #[derive(Default)]
 struct Inner {
     members: BTreeMap<String, Entry>,
-    ready: BTreeMap<String, bool>,
+    typed: Vec<(String, Starter)>,
+    dynamic: BTreeMap<String, ApiResource>,
 }
 
 pub struct ClusterRegistry {
@@ -75,6 +111,12 @@ pub struct ClusterRegistry {
     probe_timeout: Mutex<Duration>,
     inner: Mutex<Inner>,
     events: broadcast::Sender<RegistryEvent>,
+    /// The host's `kube-system` UID, read once.
+    host_uid: tokio::sync::OnceCell<String>,
+}
+
+fn dyn_key(ar: &ApiResource) -> String {
+    format!("dyn:{}/{}/{}", ar.group, ar.version, ar.kind)
 }
 
 impl ClusterRegistry {
@@ -85,11 +127,29 @@ impl ClusterRegistry {
             probe_timeout: Mutex::new(probe_timeout),
             inner: Mutex::new(Inner::default()),
             events,
+            host_uid: tokio::sync::OnceCell::new(),
         })
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<RegistryEvent> {
         self.events.subscribe()
+    }
+
+    /// Registry events mapped to a controller's triggers; falling behind re-reads all.
+    pub fn triggers<K, F>(&self, map: F) -> BoxStream<'static, Trigger<K>>
+    where
+        K: Resource + 'static,
+        K::DynamicType: Send,
+        F: Fn(&RegistryEvent) -> Vec<Trigger<K>> + Send + 'static,
+    {
+        events(self.subscribe())
+            .flat_map(move |e| {
+                futures::stream::iter(match e {
+                    Some(e) => map(&e),
+                    None => vec![Trigger::All],
+                })
+            })
+            .boxed()
     }
 
     fn emit(&self, e: RegistryEvent) {
@@ -116,30 +176,49 @@ impl ClusterRegistry {
             .map(|e| e.member.clone())
     }
 
-    pub fn is_ready(&self, name: &str) -> bool {
-        self.inner
-            .lock()
-            .unwrap()
-            .ready
-            .get(name)
-            .copied()
-            .unwrap_or(false)
-    }
-
-    /// Recorded by the health controller; emits `Readiness` when it changes.
-    pub fn set_ready(&self, name: &str, ready: bool) {
-        let changed = {
+    /// Every member, connected now or later, keeps a store of `K` (all namespaces).
+    pub fn watch_kind<K>(self: &Arc<Self>)
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let kind = K::kind(&()).to_string();
+        let members: Vec<String> = {
             let mut inner = self.inner.lock().unwrap();
-            if !inner.members.contains_key(name) {
+            if inner.typed.iter().any(|(k, _)| *k == kind) {
                 return;
             }
-            inner.ready.insert(name.to_string(), ready) != Some(ready)
-        };
-        if changed {
-            self.emit(RegistryEvent::Readiness {
-                cluster: name.to_string(),
-                ready,
+            let start: Starter = Arc::new(|r: &Arc<ClusterRegistry>, c: &str| {
+                let _ = r.store::<K>(c);
             });
+            inner.typed.push((kind, start));
+            inner.members.keys().cloned().collect()
+        };
+        for m in members {
+            let _ = self.store::<K>(&m);
+        }
+    }
+
+    /// Every member keeps a store of the run-time type `ar` until [`Self::unwatch_dyn`].
+    pub fn watch_dyn(self: &Arc<Self>, ar: &ApiResource) {
+        let members: Vec<String> = {
+            let mut inner = self.inner.lock().unwrap();
+            inner.dynamic.insert(dyn_key(ar), ar.clone());
+            inner.members.keys().cloned().collect()
+        };
+        for m in members {
+            let _ = self.dyn_store(&m, ar);
+        }
+    }
+
+    /// Stops the stores of `ar` in every member.
+    pub fn unwatch_dyn(&self, ar: &ApiResource) {
+        let key = dyn_key(ar);
+        let mut inner = self.inner.lock().unwrap();
+        inner.dynamic.remove(&key);
+        for e in inner.members.values_mut() {
+            if let Some(s) = e.stores.remove(&key) {
+                s.cancel.cancel();
+            }
         }
     }
 
@@ -153,33 +232,29 @@ impl ClusterRegistry {
         let mut inner = self.inner.lock().unwrap();
         let entry = inner.members.get_mut(cluster)?;
         if let Some(s) = entry.stores.get(&kind) {
-            return s.downcast_ref::<Store<K>>().cloned();
+            return s.store.downcast_ref::<Store<K>>().cloned();
         }
         let (reader, writer) = reflector::store::<K>();
-        entry.stores.insert(kind.clone(), Box::new(reader.clone()));
+        let cancel = entry.member.cancel.child_token();
+        entry.stores.insert(
+            kind.clone(),
+            StoreEntry {
+                store: Box::new(reader.clone()),
+                cancel: cancel.clone(),
+            },
+        );
         let member = entry.member.clone();
-        let this = Arc::downgrade(self);
         let span = info_span!("member_watch", cluster = %cluster, kind = %kind);
+        let api: Api<K> = Api::all(member.client.clone());
         tokio::spawn(
-            async move {
-                let api: Api<K> = Api::all(member.client.clone());
-                watch_into(api, writer, member.cancel.clone(), |e: &Event<K>| {
-                    let Some(this) = this.upgrade() else { return };
-                    let announce = |o: &K| {
-                        this.emit(RegistryEvent::Object {
-                            cluster: member.name.clone(),
-                            kind: kind.clone(),
-                            namespace: o.namespace(),
-                            name: o.name_any(),
-                        })
-                    };
-                    match e {
-                        Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => announce(o),
-                        Event::Init | Event::InitDone => {}
-                    }
-                })
-                .await;
-            }
+            member_watch(
+                Arc::downgrade(self),
+                member.name.clone(),
+                kind,
+                api,
+                writer,
+                cancel,
+            )
             .instrument(span),
         );
         Some(reader)
@@ -193,73 +268,63 @@ impl ClusterRegistry {
         cluster: &str,
         ar: &ApiResource,
     ) -> Option<Store<DynamicObject>> {
-        let key = format!("dyn:{}/{}/{}", ar.group, ar.version, ar.kind);
+        let key = dyn_key(ar);
         let mut inner = self.inner.lock().unwrap();
         let entry = inner.members.get_mut(cluster)?;
         if let Some(s) = entry.stores.get(&key) {
-            return s.downcast_ref::<Store<DynamicObject>>().cloned();
+            return s.store.downcast_ref::<Store<DynamicObject>>().cloned();
         }
-        let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+        let writer = Writer::<DynamicObject>::new(ar.clone());
         let reader = writer.as_reader();
-        entry.stores.insert(key, Box::new(reader.clone()));
+        let cancel = entry.member.cancel.child_token();
+        entry.stores.insert(
+            key,
+            StoreEntry {
+                store: Box::new(reader.clone()),
+                cancel: cancel.clone(),
+            },
+        );
         let member = entry.member.clone();
-        let this = Arc::downgrade(self);
-        let ar = ar.clone();
         let span = info_span!("member_watch", cluster = %cluster, kind = %ar.kind);
+        let api: Api<DynamicObject> = Api::all_with(member.client.clone(), ar);
         tokio::spawn(
-            async move {
-                let api: Api<DynamicObject> = Api::all_with(member.client.clone(), &ar);
-                let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-                let mut stream = std::pin::pin!(reflector::reflector(writer, stream));
-                loop {
-                    let next = tokio::select! {
-                        _ = member.cancel.cancelled() => return,
-                        n = stream.next() => n,
-                    };
-                    match next {
-                        Some(Ok(Event::Apply(o) | Event::Delete(o) | Event::InitApply(o))) => {
-                            let Some(this) = this.upgrade() else { return };
-                            this.emit(RegistryEvent::Object {
-                                cluster: member.name.clone(),
-                                kind: ar.kind.clone(),
-                                namespace: o.namespace(),
-                                name: o.name_any(),
-                            });
-                        }
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => warn!(error = %e, "watch failed; retrying with backoff"),
-                        None => return,
-                    }
-                }
-            }
+            member_watch(
+                Arc::downgrade(self),
+                member.name.clone(),
+                ar.kind.clone(),
+                api,
+                writer,
+                cancel,
+            )
             .instrument(span),
         );
         Some(reader)
     }
 
-    /// Follows the KubeFedClusters and their Secrets in the KubeFed namespace until
-    /// `cancel`, keeping one `Member` per cluster.
-    pub async fn run(self: Arc<Self>, host: kube::Client, cancel: CancellationToken) {
-        let clusters_api: Api<KubeFedCluster> = Api::namespaced(host.clone(), &self.namespace);
-        let secrets_api: Api<Secret> = Api::namespaced(host, &self.namespace);
-        let (clusters, cw) = reflector::store::<KubeFedCluster>();
-        let (secrets, sw) = reflector::store::<Secret>();
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-        let tx2 = tx.clone();
-        tokio::spawn(watch_into(clusters_api, cw, cancel.clone(), move |_| {
-            let _ = tx.try_send(());
-        }));
-        tokio::spawn(watch_into(secrets_api, sw, cancel.clone(), move |_| {
-            let _ = tx2.try_send(());
-        }));
-        let _ = clusters.wait_until_ready().await;
-        let _ = secrets.wait_until_ready().await;
+    /// Follows the KubeFedClusters and their Secrets of the host index until `cancel`,
+    /// keeping one `Member` per cluster. `host` reads the host's identity.
+    pub async fn run(
+        self: Arc<Self>,
+        index: Arc<HostIndex>,
+        host: kube::Client,
+        cancel: CancellationToken,
+    ) {
+        let mut changes = futures::stream::select(
+            index.clusters.subscribe().map(|_| ()),
+            index.secrets.subscribe().map(|_| ()),
+        );
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = async { index.clusters.ready().await; index.secrets.ready().await } => {}
+        }
         loop {
-            self.sync(&clusters, &secrets).await;
+            self.sync(&index, &host).await;
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                got = rx.recv() => if got.is_none() { break },
+                got = changes.next() => if got.is_none() { break },
             }
+            // Let a burst (a join writes a Secret and a KubeFedCluster) settle.
+            while let Some(Some(_)) = futures::FutureExt::now_or_never(changes.next()) {}
         }
         let members = std::mem::take(&mut self.inner.lock().unwrap().members);
         for e in members.into_values() {
@@ -267,34 +332,39 @@ impl ClusterRegistry {
         }
     }
 
-    async fn sync(&self, clusters: &Store<KubeFedCluster>, secrets: &Store<Secret>) {
+    async fn sync(self: &Arc<Self>, index: &HostIndex, host: &kube::Client) {
         let timeout = *self.probe_timeout.lock().unwrap();
+        let secrets = index.secrets.store();
         let mut wanted = BTreeMap::new();
-        for c in clusters.state() {
+        for c in index.clusters.store().state() {
             let name = c.name_any();
             let secret =
                 secrets.get(&ObjectRef::new(&c.spec.secret_ref.name).within(&self.namespace));
             let Some(secret) = secret else {
                 warn!(cluster = %name, secret = %c.spec.secret_ref.name, "KubeFedCluster names a Secret that does not exist");
+                // Keep a connected member as it is: a Secret being replaced must not
+                // disconnect the cluster in between.
                 continue;
             };
             wanted.insert(name, (c, secret));
         }
         let gone: Vec<String> = {
             let inner = self.inner.lock().unwrap();
+            let clusters = index.clusters.store();
             inner
                 .members
                 .keys()
-                .filter(|n| !wanted.contains_key(*n))
+                .filter(|n| {
+                    !wanted.contains_key(*n)
+                        && clusters
+                            .get(&ObjectRef::new(n).within(&self.namespace))
+                            .is_none()
+                })
                 .cloned()
                 .collect()
         };
         for name in gone {
-            let removed = {
-                let mut inner = self.inner.lock().unwrap();
-                inner.ready.remove(&name);
-                inner.members.remove(&name)
-            };
+            let removed = self.inner.lock().unwrap().members.remove(&name);
             if let Some(e) = removed {
                 e.member.cancel.cancel();
                 info!(cluster = %name, "cluster removed");
@@ -308,30 +378,52 @@ impl ClusterRegistry {
                 continue;
             }
             let built = async {
-                let client = member_client(&cluster, &secret, None).await?;
-                let probe_client = member_client(&cluster, &secret, Some(timeout)).await?;
-                Ok::<_, super::client::ClientError>((client, probe_client))
+                Ok::<_, super::client::ClientError>((
+                    member_client(&cluster, &secret, ClientKind::Watch).await?,
+                    member_client(&cluster, &secret, ClientKind::Request).await?,
+                    member_client(&cluster, &secret, ClientKind::Probe(timeout)).await?,
+                ))
             }
             .await;
             match built {
-                Ok((client, probe_client)) => {
+                Ok((client, request_client, probe_client)) => {
                     let member = Arc::new(Member {
                         name: name.clone(),
                         client,
+                        request_client,
                         probe_client,
                         cancel: CancellationToken::new(),
+                        host: OnceLock::new(),
                     });
-                    let old = self.inner.lock().unwrap().members.insert(
-                        name.clone(),
-                        Entry {
-                            member,
-                            key,
-                            stores: HashMap::new(),
-                        },
-                    );
+                    let (old, typed, dynamic) = {
+                        let mut inner = self.inner.lock().unwrap();
+                        let old = inner.members.insert(
+                            name.clone(),
+                            Entry {
+                                member: member.clone(),
+                                key,
+                                stores: HashMap::new(),
+                            },
+                        );
+                        let typed: Vec<Starter> =
+                            inner.typed.iter().map(|(_, s)| s.clone()).collect();
+                        let dynamic: Vec<ApiResource> = inner.dynamic.values().cloned().collect();
+                        (old, typed, dynamic)
+                    };
                     if let Some(old) = old {
                         old.member.cancel.cancel();
                     }
+                    for start in typed {
+                        start(self, &name);
+                    }
+                    for ar in dynamic {
+                        let _ = self.dyn_store(&name, &ar);
+                    }
+                    tokio::spawn(
+                        self.clone()
+                            .identify(host.clone(), member)
+                            .instrument(info_span!("identify", cluster = %name)),
+                    );
                     info!(cluster = %name, "cluster connected");
                     self.emit(RegistryEvent::Connected(name));
                 }
@@ -339,6 +431,110 @@ impl ClusterRegistry {
                     warn!(cluster = %name, error = %e, "cannot build a client for the cluster")
                 }
             }
+        }
+    }
+
+    /// Finds out whether `member` is the host by comparing `kube-system` UIDs, retrying
+    /// with backoff until both are read (or the member goes away).
+    async fn identify(self: Arc<Self>, host: kube::Client, member: Arc<Member>) {
+        let mut delays = backoff();
+        loop {
+            let host_uid = self
+                .host_uid
+                .get_or_try_init(|| async { namespace_uid(&host, "kube-system").await })
+                .await
+                .cloned();
+            let result = match host_uid {
+                Ok(h) => namespace_uid(&member.request_client, "kube-system")
+                    .await
+                    .map(|m| m == h),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(is_host) => {
+                    let _ = member.host.set(is_host);
+                    if is_host {
+                        info!("this member is the host cluster itself");
+                    }
+                    self.emit(RegistryEvent::Identified(member.name.clone()));
+                    return;
+                }
+                Err(e) => debug!(error = %e, "reading kube-system to identify the cluster"),
+            }
+            let wait = delays.next().unwrap_or(Duration::from_secs(5));
+            tokio::select! {
+                _ = member.cancel.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+async fn namespace_uid(client: &kube::Client, name: &str) -> Result<String, kube::Error> {
+    let ns = Api::<Namespace>::all(client.clone()).get(name).await?;
+    Ok(ns.metadata.uid.unwrap_or_default())
+}
+
+/// A broadcast receiver as a stream of events, `None` where events were missed.
+fn events(
+    rx: broadcast::Receiver<RegistryEvent>,
+) -> impl Stream<Item = Option<RegistryEvent>> + Send + 'static {
+    futures::stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await {
+            Ok(e) => Some((Some(e), rx)),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some((None, rx)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    })
+}
+
+async fn member_watch<K>(
+    registry: std::sync::Weak<ClusterRegistry>,
+    cluster: String,
+    kind: String,
+    api: Api<K>,
+    writer: Writer<K>,
+    cancel: CancellationToken,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Clone + Eq + Hash + Send + Sync,
+{
+    let stream = watcher::watcher(api, watcher::Config::default()).backoff(backoff());
+    let mut stream = std::pin::pin!(reflector::reflector(writer, stream));
+    let mut failing = false;
+    loop {
+        let next = tokio::select! {
+            _ = cancel.cancelled() => return,
+            n = stream.next() => n,
+        };
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        match next {
+            Some(Ok(e)) => {
+                failing = false;
+                match e {
+                    Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => {
+                        registry.emit(RegistryEvent::Object {
+                            cluster: cluster.clone(),
+                            kind: kind.clone(),
+                            namespace: o.namespace(),
+                            name: o.name_any(),
+                        })
+                    }
+                    Event::InitDone => registry.emit(RegistryEvent::Relisted {
+                        cluster: cluster.clone(),
+                        kind: kind.clone(),
+                    }),
+                    Event::Init => {}
+                }
+            }
+            Some(Err(e)) if failing => debug!(error = %e, "watch failed; retrying with backoff"),
+            Some(Err(e)) => {
+                warn!(error = %e, "watch failed; retrying with backoff");
+                failing = true;
+            }
+            None => return,
         }
     }
 }
@@ -351,29 +547,4 @@ fn connection_key(cluster: &KubeFedCluster, secret: &Secret) -> u64 {
         .hash(&mut h);
     secret_token(secret).hash(&mut h);
     h.finish()
-}
-
-/// Runs a watcher into a reflector store until `cancel`, calling `on_event` for each
-/// event. Errors back off (the watcher's default backoff) and are logged, never fatal.
-pub async fn watch_into<K, F>(
-    api: Api<K>,
-    writer: Writer<K>,
-    cancel: CancellationToken,
-    mut on_event: F,
-) where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    F: FnMut(&Event<K>) + Send,
-{
-    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-    let mut stream = std::pin::pin!(reflector::reflector(writer, stream));
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            next = stream.next() => match next {
-                Some(Ok(e)) => on_event(&e),
-                Some(Err(e)) => warn!(error = %e, "watch failed; retrying with backoff"),
-                None => return,
-            }
-        }
-    }
 }

@@ -1,22 +1,29 @@
 //! The embedded DNS feed: `kubefed controller-manager --dns-listen` serves the names of
 //! every DNSEndpoint in-process, with no etcd. Zones are the Domains of the KubeFed
-//! namespace (their `nameServer` becomes the zone's NS) plus any `--dns-zone`; the
-//! index is rebuilt from the host's DNSEndpoint store on each change, through the same
-//! skydns entries the etcd writer writes, so both paths answer alike.
+//! namespace (their `nameServer` becomes the zone's NS), plus any `--dns-zone`, plus the
+//! zone a record last published in when its Domain has been deleted (the record keeps
+//! `status.domain` and its DNSEndpoint then, so the etcd path keeps the names too: both
+//! paths answer alike). The index is rebuilt from the host index's stores on each change,
+//! through the same skydns entries the etcd writer writes.
+//!
+//! It runs on every replica and reads nothing but the host index, whose stores keep
+//! their last complete state through any outage: losing the host or the lease never
+//! empties the answers.
 
 use std::time::Duration;
 
-use futures::FutureExt;
-use kube::api::Api;
-use kube::runtime::reflector;
+use std::sync::Arc;
+
+use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::api::multiclusterdns::{DNSEndpoint, Domain};
-use crate::cluster::registry::watch_into;
+use crate::admin::http::Readiness;
+use crate::api::multiclusterdns::Domain;
 use crate::dns::server::{IndexHandle, ZoneConfig};
 use crate::dns::skydns::codec::DEFAULT_PREFIX;
 use crate::dns::writer::desired_entries;
+use crate::host::HostIndex;
 
 /// Zones from Domains and extra zone names, de-duplicated (a Domain's name server wins).
 pub fn zones(domains: &[Domain], extra: &[String]) -> Vec<ZoneConfig> {
@@ -43,47 +50,48 @@ pub fn zones(domains: &[Domain], extra: &[String]) -> Vec<ZoneConfig> {
     out.into_values().collect()
 }
 
-/// Runs until `cancel`, keeping `index` equal to the host's DNSEndpoints.
+/// Runs until `cancel`, keeping `index` equal to the host's DNSEndpoints; `loaded` is set
+/// once the first complete set of names is served.
 pub async fn run(
-    host: kube::Client,
-    namespace: String,
+    host: Arc<HostIndex>,
     extra_zones: Vec<String>,
     index: IndexHandle,
+    loaded: Readiness,
     cancel: CancellationToken,
 ) {
-    let (eps, ep_w) = reflector::store::<DNSEndpoint>();
-    let (doms, dom_w) = reflector::store::<Domain>();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-    let t2 = tx.clone();
-    tokio::spawn(watch_into(
-        Api::<DNSEndpoint>::all(host.clone()),
-        ep_w,
-        cancel.clone(),
-        move |_| {
-            let _ = tx.try_send(());
-        },
-    ));
-    tokio::spawn(watch_into(
-        Api::<Domain>::namespaced(host, &namespace),
-        dom_w,
-        cancel.clone(),
-        move |_| {
-            let _ = t2.try_send(());
-        },
-    ));
-    for ready in [
-        eps.wait_until_ready().boxed(),
-        doms.wait_until_ready().boxed(),
-    ] {
-        tokio::select! { _ = cancel.cancelled() => return, _ = ready => {} }
+    let mut changes = std::pin::pin!(futures::stream::select_all([
+        host.endpoints.subscribe().map(|_| ()).boxed(),
+        host.domains.subscribe().map(|_| ()).boxed(),
+        host.service_records.subscribe().map(|_| ()).boxed(),
+    ]));
+    tokio::select! {
+        _ = cancel.cancelled() => return,
+        _ = async {
+            host.endpoints.ready().await;
+            host.domains.ready().await;
+            host.service_records.ready().await;
+        } => {}
     }
+    let (eps, doms, recs) = (
+        host.endpoints.store(),
+        host.domains.store(),
+        host.service_records.store(),
+    );
     // What the index was last built from: an event that changes nothing DNS serves (a
     // label, a status write, a watch re-list) keeps the snapshot, its SOA serial and
     // the UDP response store.
     let mut served = None;
     loop {
         let domains: Vec<Domain> = doms.state().iter().map(|d| (**d).clone()).collect();
-        let zones = zones(&domains, &extra_zones);
+        let mut extra = extra_zones.clone();
+        extra.extend(
+            recs.state()
+                .iter()
+                .filter_map(|r| r.status.as_ref())
+                .map(|s| s.domain.clone())
+                .filter(|d| !d.is_empty()),
+        );
+        let zones = zones(&domains, &extra);
         let entries = desired_entries(eps.state().iter().map(|e| e.as_ref()), DEFAULT_PREFIX);
         let desired = (zones, entries);
         if served.as_ref() != Some(&desired) {
@@ -100,6 +108,7 @@ pub async fn run(
                         "embedded DNS index updated"
                     );
                     served = Some(desired);
+                    loaded.set(true);
                 }
                 Err(e) => {
                     warn!(error = %e, "a Domain is not a valid zone; keeping the previous index")
@@ -108,11 +117,11 @@ pub async fn run(
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            got = rx.recv() => {
+            got = changes.next() => {
                 if got.is_none() { return }
                 // Let a burst of changes settle into one rebuild.
                 tokio::time::sleep(Duration::from_millis(10)).await;
-                while rx.recv().now_or_never().flatten().is_some() {}
+                while changes.next().now_or_never().flatten().is_some() {}
             }
         }
     }

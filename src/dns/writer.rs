@@ -18,18 +18,19 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
-use futures::FutureExt;
-use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, Txn, TxnOp};
+use std::sync::Arc;
+
+use futures::{FutureExt, StreamExt};
+use kube::runtime::reflector::Store;
 use prometheus::{IntCounterVec, Opts, Registry};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::api::multiclusterdns::DNSEndpoint;
-use crate::cluster::registry::watch_into;
 use crate::dns::skydns::codec::{self, SkydnsValue};
 use crate::dns::skydns::store::list_prefix;
+use crate::host::HostIndex;
 
 /// Where ownership markers live unless configured otherwise.
 pub const DEFAULT_OWNER_PREFIX: &str = "/kubefed-owners";
@@ -155,24 +156,16 @@ pub fn desired_entries<'a>(
     out
 }
 
-/// Runs until `cancel`.
+/// Runs until `cancel`, following the host index's DNSEndpoints.
 pub async fn run(
-    host: kube::Client,
+    index: Arc<HostIndex>,
     cfg: WriterConfig,
     metrics: WriterMetrics,
     cancel: CancellationToken,
 ) {
-    let (store, writer) = reflector::store::<DNSEndpoint>();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-    tokio::spawn(watch_into(
-        Api::<DNSEndpoint>::all(host),
-        writer,
-        cancel.clone(),
-        move |_| {
-            let _ = tx.try_send(());
-        },
-    ));
-    tokio::select! { _ = cancel.cancelled() => return, _ = store.wait_until_ready() => {} }
+    let mut changes = std::pin::pin!(index.endpoints.subscribe());
+    tokio::select! { _ = cancel.cancelled() => return, _ = index.endpoints.ready() => {} }
+    let store = index.endpoints.store();
 
     let mut client: Option<Client> = None;
     let mut backoff = Duration::from_millis(500);
@@ -181,7 +174,12 @@ pub async fn run(
     resync.tick().await;
     loop {
         if client.is_none() {
-            match Client::connect(&cfg.endpoints, None).await {
+            // Every etcd request is bounded: a stopped etcd fails the sync (retried with
+            // backoff) instead of holding the writer.
+            let opts = ConnectOptions::new()
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_timeout(Duration::from_secs(10));
+            match Client::connect(&cfg.endpoints, Some(opts)).await {
                 Ok(c) => client = Some(c),
                 Err(e) => warn!(error = %e, "connecting to etcd"),
             }
@@ -206,10 +204,10 @@ pub async fn run(
         };
         tokio::select! {
             _ = cancel.cancelled() => return,
-            Some(()) = rx.recv() => {
+            Some(_) = changes.next() => {
                 // Let a burst of DNSEndpoint changes settle into one sync.
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                while rx.recv().now_or_never().flatten().is_some() {}
+                while changes.next().now_or_never().flatten().is_some() {}
             }
             _ = resync.tick() => {}
             _ = async { match wait { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}

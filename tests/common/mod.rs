@@ -196,10 +196,10 @@ pub fn free_addr() -> String {
 /// The host with the KubeFed namespace and every CRD installed (idempotent).
 pub async fn install_host() -> kube::Client {
     let host = client(host()).await;
-    kubefed::kubeutil::ensure_namespace(&host, kubefed::api::DEFAULT_KUBEFED_NAMESPACE)
+    kubefed::kube::apply::ensure_namespace(&host, kubefed::api::DEFAULT_KUBEFED_NAMESPACE)
         .await
         .unwrap();
-    kubefed::kubeutil::apply_crds(&host, &kubefed::api::crds(), Duration::from_secs(60))
+    kubefed::kube::apply::apply_crds(&host, &kubefed::api::crds(), Duration::from_secs(60))
         .await
         .unwrap();
     host

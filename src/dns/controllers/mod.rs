@@ -1,12 +1,21 @@
 //! The multi-cluster DNS controllers: ServiceDNSRecord and IngressDNSRecord status from
 //! the member clusters, and their `service-<name>` / `ingress-<name>` DNSEndpoints.
 //!
-//! Data flow: host watches (records, Domains, KubeFedClusters, DNSEndpoints) and the
-//! registry's shared member stores (Services, EndpointSlices, Ingresses) feed one work
-//! queue of record keys; a reconcile reads only those in-memory stores, computes the
-//! status and the endpoints with the pure functions of `dns::records`, and writes the
-//! status, the DNSEndpoint and (where that CRD exists) its `externaldns.k8s.io` copy only
-//! when they differ from what is stored.
+//! Three controllers on the shared runtime (`crate::kube::controller`):
+//! - `service-dns` and `ingress-dns` reconcile one record each: they read only in-memory
+//!   stores (the host index and the registry's member stores), compute the status and
+//!   the endpoints with the pure functions of `dns::records`, and write the status, the
+//!   DNSEndpoint and (where that CRD exists) its `externaldns.k8s.io` copy only when they
+//!   differ from what is stored;
+//! - `dns-endpoint-gc` deletes a DNSEndpoint (and its copy) whose owning record is known
+//!   to be gone: the host's store has listed and has no such record. The endpoints are
+//!   also owned by the record, so a real cluster's garbage collector does the same; this
+//!   makes it immediate and works where no garbage collector runs.
+//!
+//! Triggers: a record's own changes, its DNSEndpoint's changes (someone changed or
+//! deleted what we own: put it back), the member Services, EndpointSlices and Ingresses
+//! of the same name, and every record on a Domain, KubeFedCluster or ExternalDNS CRD
+//! change, a member (re)connection or a re-list.
 //!
 //! Invariants that keep restarts quiet and one bad cluster harmless:
 //! - readiness, region and zones come from the stored KubeFedCluster status, not from
@@ -14,43 +23,46 @@
 //! - a Ready member whose stores have not listed yet holds the record back briefly
 //!   (no half-made status), and after `MEMBER_SYNC_GRACE` counts as not ready instead,
 //!   so a broken member never blocks the others;
-//! - the controller deletes a record's DNSEndpoints itself when the record goes (they
-//!   are also owned by it, for the garbage collector).
+//! - a record whose Domain is gone keeps its status and its DNSEndpoint as they were
+//!   (only the `Ready` condition says `DomainNotFound`): deleting a Domain withdraws no
+//!   name, on the etcd path or the embedded server (docs/dns-names.md).
 
 mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use prometheus::{IntCounterVec, Opts, Registry};
-use tokio::sync::{Notify, mpsc};
+use thiserror::Error;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use crate::api::core::{ConditionStatus, KubeFedCluster, cluster_condition};
 use crate::api::multiclusterdns::{
-    DNSEndpoint, Domain, IngressDNSRecord, IngressDNSRecordStatus, ServiceDNSRecord,
-    ServiceDNSRecordStatus,
+    DNSEndpoint, IngressDNSRecord, IngressDNSRecordStatus, ServiceDNSRecord, ServiceDNSRecordStatus,
 };
-use crate::cluster::registry::{ClusterRegistry, RegistryEvent, watch_into};
+use crate::cluster::registry::{ClusterRegistry, RegistryEvent};
 use crate::dns::records::status::{
     MemberIngress, MemberService, ServiceObservation, ingress_dns_status, service_dns_status,
 };
 use crate::dns::records::{
     self, Problem, Rendered, ingress_dns_endpoint_name, service_dns_endpoint_name,
 };
-use crate::kubeutil::FIELD_MANAGER;
+use crate::host::HostIndex;
+use crate::kube::FIELD_MANAGER;
+use crate::kube::controller::{self, ControllerError, ControllerMetrics, Retry, Spec, Trigger};
 
 /// How long a Ready member may take to list its Services/Ingresses before records stop
 /// waiting for it and treat it as not ready.
@@ -76,23 +88,17 @@ pub struct DnsControllerConfig {
     /// The KubeFed namespace, where Domains and KubeFedClusters live.
     pub namespace: String,
     pub externaldns_copy: ExternalDnsCopy,
+    /// Records reconciled at once per controller (0 = unbounded).
+    pub concurrency: u16,
 }
 
 #[derive(Clone)]
 pub struct DnsControllerMetrics {
-    reconciles: IntCounterVec,
     writes: IntCounterVec,
 }
 
 impl DnsControllerMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let reconciles = IntCounterVec::new(
-            Opts::new(
-                "kubefed_dns_reconciles_total",
-                "DNS record reconciles by kind and result",
-            ),
-            &["kind", "result"],
-        )?;
         let writes = IntCounterVec::new(
             Opts::new(
                 "kubefed_dns_writes_total",
@@ -100,155 +106,72 @@ impl DnsControllerMetrics {
             ),
             &["object"],
         )?;
-        registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(writes.clone()))?;
-        Ok(DnsControllerMetrics { reconciles, writes })
+        Ok(DnsControllerMetrics { writes })
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Key {
-    Service(String, String),
-    Ingress(String, String),
+#[derive(Debug, Error)]
+pub enum DnsError {
+    #[error("member {cluster} has not listed its {kind}s yet")]
+    MemberNotSynced { cluster: String, kind: String },
+    #[error("writing the status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    #[error("publishing the DNSEndpoint: {0}")]
+    Publish(#[source] kube::Error),
+    #[error("deleting DNSEndpoint {name}: {source}")]
+    Delete {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
-/// A de-duplicating work queue: a key queued twice before it is taken runs once.
-#[derive(Default)]
-struct Queue {
-    pending: std::sync::Mutex<BTreeSet<Key>>,
-    notify: Notify,
-}
-
-impl Queue {
-    fn add(&self, k: Key) {
-        if self.pending.lock().unwrap().insert(k) {
-            self.notify.notify_one();
+impl ControllerError for DnsError {
+    fn reason(&self) -> &'static str {
+        match self {
+            DnsError::MemberNotSynced { .. } => "MemberNotSynced",
+            DnsError::WriteStatus(_) => "WriteStatus",
+            DnsError::Publish(_) => "Publish",
+            DnsError::Delete { .. } => "Delete",
         }
     }
-    fn take(&self) -> Vec<Key> {
-        std::mem::take(&mut *self.pending.lock().unwrap())
-            .into_iter()
-            .collect()
+    fn retry(&self) -> Retry {
+        match self {
+            DnsError::MemberNotSynced { .. } => Retry::Soon,
+            _ => Retry::Backoff,
+        }
     }
-}
-
-struct Stores {
-    services: Store<ServiceDNSRecord>,
-    ingresses: Store<IngressDNSRecord>,
-    domains: Store<Domain>,
-    clusters: Store<KubeFedCluster>,
-    endpoints: Store<DNSEndpoint>,
 }
 
 struct Ctx {
     host: kube::Client,
+    index: Arc<HostIndex>,
     registry: Arc<ClusterRegistry>,
     cfg: DnsControllerConfig,
-    stores: Stores,
-    queue: Arc<Queue>,
     metrics: DnsControllerMetrics,
     recorder: Recorder,
     resolver: resolve::HostnameCache,
-    externaldns_crd: std::sync::atomic::AtomicBool,
+    externaldns_crd: AtomicBool,
     unsynced_since: std::sync::Mutex<HashMap<String, Instant>>,
 }
 
-enum Outcome {
-    Done,
-    RequeueAfter(Duration),
-}
-
-/// Runs until `cancel`.
+/// Runs the three DNS controllers until `cancel`. `host` is a client whose every request
+/// is bounded (see `controller_manager::host_clients`).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
-    host: kube::Client,
+    index: Arc<HostIndex>,
     registry: Arc<ClusterRegistry>,
+    host: kube::Client,
     cfg: DnsControllerConfig,
     metrics: DnsControllerMetrics,
+    controller_metrics: ControllerMetrics,
     identity: String,
     cancel: CancellationToken,
 ) {
-    let queue = Arc::new(Queue::default());
-    let (svc_r, svc_w) = reflector::store::<ServiceDNSRecord>();
-    let (ing_r, ing_w) = reflector::store::<IngressDNSRecord>();
-    let (dom_r, dom_w) = reflector::store::<Domain>();
-    let (cl_r, cl_w) = reflector::store::<KubeFedCluster>();
-    let (ep_r, ep_w) = reflector::store::<DNSEndpoint>();
-    let (all_tx, mut all_rx) = mpsc::channel::<()>(1);
-
-    let q = queue.clone();
-    tokio::spawn(watch_into(
-        Api::<ServiceDNSRecord>::all(host.clone()),
-        svc_w,
-        cancel.clone(),
-        move |e| {
-            for o in touched(e) {
-                q.add(Key::Service(
-                    o.namespace().unwrap_or_default(),
-                    o.name_any(),
-                ));
-            }
-        },
-    ));
-    let q = queue.clone();
-    tokio::spawn(watch_into(
-        Api::<IngressDNSRecord>::all(host.clone()),
-        ing_w,
-        cancel.clone(),
-        move |e| {
-            for o in touched(e) {
-                q.add(Key::Ingress(
-                    o.namespace().unwrap_or_default(),
-                    o.name_any(),
-                ));
-            }
-        },
-    ));
-    let tx = all_tx.clone();
-    tokio::spawn(watch_into(
-        Api::<Domain>::namespaced(host.clone(), &cfg.namespace),
-        dom_w,
-        cancel.clone(),
-        move |_| {
-            let _ = tx.try_send(());
-        },
-    ));
-    let tx = all_tx.clone();
-    tokio::spawn(watch_into(
-        Api::<KubeFedCluster>::namespaced(host.clone(), &cfg.namespace),
-        cl_w,
-        cancel.clone(),
-        move |_| {
-            let _ = tx.try_send(());
-        },
-    ));
-    let q = queue.clone();
-    tokio::spawn(watch_into(
-        Api::<DNSEndpoint>::all(host.clone()),
-        ep_w,
-        cancel.clone(),
-        move |e| {
-            // Someone changed or deleted a DNSEndpoint we own: put it back.
-            for o in touched(e) {
-                let ns = o.namespace().unwrap_or_default();
-                let name = o.name_any();
-                if let Some(n) = name.strip_prefix("service-") {
-                    q.add(Key::Service(ns, n.to_string()));
-                } else if let Some(n) = name.strip_prefix("ingress-") {
-                    q.add(Key::Ingress(ns, n.to_string()));
-                }
-            }
-        },
-    ));
-    for s in [
-        svc_r.wait_until_ready().boxed(),
-        ing_r.wait_until_ready().boxed(),
-        dom_r.wait_until_ready().boxed(),
-    ] {
-        tokio::select! { _ = cancel.cancelled() => return, _ = s => {} }
-    }
-    tokio::select! { _ = cancel.cancelled() => return, _ = cl_r.wait_until_ready() => {} }
-    tokio::select! { _ = cancel.cancelled() => return, _ = ep_r.wait_until_ready() => {} }
-
+    registry.watch_kind::<Service>();
+    registry.watch_kind::<EndpointSlice>();
+    registry.watch_kind::<Ingress>();
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(
             host.clone(),
@@ -258,88 +181,179 @@ pub async fn run(
             },
         ),
         host,
+        index: index.clone(),
         registry: registry.clone(),
         cfg,
-        stores: Stores {
-            services: svc_r,
-            ingresses: ing_r,
-            domains: dom_r,
-            clusters: cl_r,
-            endpoints: ep_r,
-        },
-        queue: queue.clone(),
         metrics,
         resolver: resolve::HostnameCache::new(),
         externaldns_crd: Default::default(),
         unsynced_since: Default::default(),
     });
-    ctx.refresh_externaldns_crd().await;
-    for m in registry.members() {
-        ctx.start_member_stores(&m.name);
+    // Every record waits for the stores it reads (the runtime holds reconciles until the
+    // record store has listed).
+    tokio::select! {
+        _ = cancel.cancelled() => return,
+        _ = async {
+            index.domains.ready().await;
+            index.clusters.ready().await;
+            index.endpoints.ready().await;
+            index.ingress_records.ready().await;
+        } => {}
     }
-    ctx.enqueue_all();
+    ctx.refresh_externaldns_crd().await;
+    let crd_changes = externaldns_crd_changes(ctx.clone(), cancel.clone());
+    let (svc_crd, ing_crd) = fan_out(crd_changes);
 
-    // Member events -> record keys.
-    let mut events = registry.subscribe();
-    let c = ctx.clone();
-    let cancel2 = cancel.clone();
-    tokio::spawn(async move {
-        loop {
-            let e = tokio::select! { _ = cancel2.cancelled() => return, e = events.recv() => e };
-            match e {
-                Ok(RegistryEvent::Object {
-                    kind,
-                    namespace,
-                    name,
-                    ..
-                }) => match kind.as_str() {
-                    "Service" => c
-                        .queue
-                        .add(Key::Service(namespace.unwrap_or_default(), name)),
-                    "Ingress" => c
-                        .queue
-                        .add(Key::Ingress(namespace.unwrap_or_default(), name)),
-                    // A slice's Service name is a label, gone with a deleted slice: take
-                    // every record of the namespace.
-                    "EndpointSlice" => {
-                        let ns = namespace.unwrap_or_default();
-                        for r in c.stores.services.state() {
-                            if r.namespace().as_deref() == Some(ns.as_str()) {
-                                c.queue.add(Key::Service(ns.clone(), r.name_any()));
-                            }
-                        }
-                    }
-                    _ => {}
-                },
-                Ok(RegistryEvent::Connected(name)) => {
-                    c.start_member_stores(&name);
-                    c.enqueue_all();
-                }
-                Ok(RegistryEvent::Removed(_)) | Ok(RegistryEvent::Readiness { .. }) => {
-                    c.enqueue_all()
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => c.enqueue_all(),
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            }
+    let svc_store = index.service_records.store();
+    let services = Spec {
+        name: "service-dns",
+        source: index.service_records.clone(),
+        triggers: vec![
+            controller::self_triggers(&index.service_records),
+            controller::map_changes(&index.endpoints, |e: &DNSEndpoint| {
+                owner_of(e, "service-").into_iter().collect()
+            }),
+            controller::all_on_change(&index.domains),
+            controller::all_on_change(&index.clusters),
+            controller::all_on(svc_crd),
+            registry.triggers(move |e| member_triggers(e, "Service", Some(&svc_store))),
+        ],
+        concurrency: ctx.cfg.concurrency,
+    };
+    let ingresses = Spec {
+        name: "ingress-dns",
+        source: index.ingress_records.clone(),
+        triggers: vec![
+            controller::self_triggers(&index.ingress_records),
+            controller::map_changes(&index.endpoints, |e: &DNSEndpoint| {
+                owner_of(e, "ingress-").into_iter().collect()
+            }),
+            controller::all_on_change(&index.clusters),
+            controller::all_on(ing_crd),
+            registry.triggers(|e| member_triggers::<IngressDNSRecord>(e, "Ingress", None)),
+        ],
+        concurrency: ctx.cfg.concurrency,
+    };
+    let gc = Spec {
+        name: "dns-endpoint-gc",
+        source: index.endpoints.clone(),
+        triggers: vec![
+            controller::self_triggers(&index.endpoints),
+            controller::map_changes(&index.service_records, |r: &ServiceDNSRecord| {
+                vec![endpoint_ref(r, service_dns_endpoint_name)]
+            }),
+            controller::map_changes(&index.ingress_records, |r: &IngressDNSRecord| {
+                vec![endpoint_ref(r, ingress_dns_endpoint_name)]
+            }),
+        ],
+        concurrency: ctx.cfg.concurrency,
+    };
+    tokio::join!(
+        controller::run(
+            services,
+            controller_metrics.clone(),
+            ctx.clone(),
+            |r, c| async move { c.reconcile_service(&r).await },
+            |_, _| {},
+            cancel.clone(),
+        ),
+        controller::run(
+            ingresses,
+            controller_metrics.clone(),
+            ctx.clone(),
+            |r, c| async move { c.reconcile_ingress(&r).await },
+            |_, _| {},
+            cancel.clone(),
+        ),
+        controller::run(
+            gc,
+            controller_metrics,
+            ctx.clone(),
+            |e, c| async move { c.collect_endpoint(&e).await },
+            |_, _| {},
+            cancel.clone(),
+        ),
+    );
+}
+
+/// The record a DNSEndpoint named `<prefix><record>` belongs to.
+fn owner_of<K: Resource<DynamicType = ()>>(ep: &DNSEndpoint, prefix: &str) -> Option<ObjectRef<K>> {
+    let name = ep.name_any();
+    let record = name.strip_prefix(prefix)?;
+    Some(ObjectRef::new(record).within(&ep.namespace().unwrap_or_default()))
+}
+
+fn endpoint_ref<K: Resource>(rec: &K, name: fn(&str) -> String) -> ObjectRef<DNSEndpoint> {
+    ObjectRef::new(&name(&rec.meta().name.clone().unwrap_or_default()))
+        .within(&rec.meta().namespace.clone().unwrap_or_default())
+}
+
+/// Member events as triggers of the records of `kind` (same namespace and name). An
+/// EndpointSlice names its Service only in a label that a deleted slice no longer shows,
+/// so a slice change takes every record of its namespace (`records`).
+fn member_triggers<K: Resource<DynamicType = ()> + Clone>(
+    e: &RegistryEvent,
+    kind: &str,
+    records: Option<&Store<K>>,
+) -> Vec<Trigger<K>> {
+    match e {
+        RegistryEvent::Object {
+            kind: k,
+            namespace,
+            name,
+            ..
+        } if k == kind => vec![Trigger::One(
+            ObjectRef::new(name).within(namespace.as_deref().unwrap_or_default()),
+        )],
+        RegistryEvent::Object {
+            kind: k, namespace, ..
+        } if k == "EndpointSlice" => {
+            let Some(records) = records else {
+                return vec![];
+            };
+            let ns = namespace.as_deref().unwrap_or_default();
+            records
+                .state()
+                .iter()
+                .filter(|r| r.meta().namespace.as_deref() == Some(ns))
+                .map(|r| Trigger::One(ObjectRef::from_obj(&**r)))
+                .collect()
         }
-    });
+        RegistryEvent::Relisted { kind: k, .. }
+            if k == kind || (k == "EndpointSlice" && records.is_some()) =>
+        {
+            vec![Trigger::All]
+        }
+        RegistryEvent::Connected(_) | RegistryEvent::Removed(_) => vec![Trigger::All],
+        _ => vec![],
+    }
+}
 
-    // The ExternalDNS CRD coming or going (auto mode) is followed by watch.
-    let (crd_tx, mut crd_rx) = mpsc::channel::<()>(1);
+/// Follows the ExternalDNS CRD (auto mode): each change refreshes the switch first, then
+/// yields once so that every record is re-published.
+fn externaldns_crd_changes(
+    ctx: Arc<Ctx>,
+    cancel: CancellationToken,
+) -> futures::stream::BoxStream<'static, ()> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<()>(1);
     if ctx.cfg.externaldns_copy == ExternalDnsCopy::Auto {
-        let api: Api<CustomResourceDefinition> = Api::all(ctx.host.clone());
+        let api: Api<CustomResourceDefinition> = Api::all(ctx.index.watch_client());
         let cfg = kube::runtime::watcher::Config::default()
             .fields(&format!("metadata.name={EXTERNALDNS_CRD}"));
-        let cancel = cancel.clone();
         tokio::spawn(async move {
-            use futures::StreamExt;
             use kube::runtime::WatchStreamExt;
-            let mut events = std::pin::pin!(kube::runtime::watcher(api, cfg).default_backoff());
+            let mut events = std::pin::pin!(
+                kube::runtime::watcher(api, cfg).backoff(crate::kube::watch::backoff())
+            );
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     e = events.next() => match e {
-                        Some(Ok(_)) => { let _ = crd_tx.try_send(()); }
+                        Some(Ok(_)) => {
+                            if ctx.refresh_externaldns_crd().await {
+                                let _ = tx.try_send(());
+                            }
+                        }
                         Some(Err(e)) => debug!(error = %e, "watching the ExternalDNS CRD"),
                         None => return,
                     }
@@ -347,56 +361,37 @@ pub async fn run(
             }
         });
     }
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = queue.notify.notified() => {}
-            Some(()) = all_rx.recv() => ctx.enqueue_all(),
-            Some(()) = crd_rx.recv() => {
-                if ctx.refresh_externaldns_crd().await { ctx.enqueue_all(); }
-            }
-        }
-        for key in queue.take() {
-            let started = Instant::now();
-            let (kind, result) = match &key {
-                Key::Service(ns, n) => ("ServiceDNSRecord", ctx.reconcile_service(ns, n).await),
-                Key::Ingress(ns, n) => ("IngressDNSRecord", ctx.reconcile_ingress(ns, n).await),
-            };
-            debug!(?key, took = ?started.elapsed(), "reconciled");
-            let label = match &result {
-                Ok(Outcome::Done) => "ok",
-                Ok(Outcome::RequeueAfter(_)) => "requeue",
-                Err(_) => "error",
-            };
-            ctx.metrics
-                .reconciles
-                .with_label_values(&[kind, label])
-                .inc();
-            let delay = match result {
-                Ok(Outcome::Done) => None,
-                Ok(Outcome::RequeueAfter(d)) => Some(d),
-                Err(e) => {
-                    warn!(?key, error = %e, "reconcile failed; retrying");
-                    Some(Duration::from_secs(2))
-                }
-            };
-            if let Some(d) = delay {
-                let q = queue.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(d).await;
-                    q.add(key);
-                });
-            }
-        }
-    }
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|()| ((), rx)) },
+    )
+    .boxed()
 }
 
-fn touched<K: Clone>(e: &kube::runtime::watcher::Event<K>) -> Vec<K> {
-    use kube::runtime::watcher::Event;
-    match e {
-        Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => vec![o.clone()],
-        _ => vec![],
-    }
+/// One stream of `()` into two.
+fn fan_out(
+    s: futures::stream::BoxStream<'static, ()>,
+) -> (
+    futures::stream::BoxStream<'static, ()>,
+    futures::stream::BoxStream<'static, ()>,
+) {
+    let (a_tx, a_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let (b_tx, b_rx) = tokio::sync::mpsc::channel::<()>(1);
+    tokio::spawn(async move {
+        let mut s = s;
+        while s.next().await.is_some() {
+            let _ = a_tx.try_send(());
+            let _ = b_tx.try_send(());
+        }
+    });
+    let rx = |rx: tokio::sync::mpsc::Receiver<()>| {
+        futures::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|()| ((), rx)) },
+        )
+        .boxed()
+    };
+    (rx(a_rx), rx(b_rx))
 }
 
 fn externaldns_resource() -> ApiResource {
@@ -410,64 +405,50 @@ fn externaldns_resource() -> ApiResource {
 }
 
 impl Ctx {
-    fn enqueue_all(&self) {
-        for r in self.stores.services.state() {
-            self.queue.add(Key::Service(
-                r.namespace().unwrap_or_default(),
-                r.name_any(),
-            ));
-        }
-        for r in self.stores.ingresses.state() {
-            self.queue.add(Key::Ingress(
-                r.namespace().unwrap_or_default(),
-                r.name_any(),
-            ));
-        }
-    }
-
-    fn start_member_stores(&self, cluster: &str) {
-        let _ = self.registry.store::<Service>(cluster);
-        let _ = self.registry.store::<EndpointSlice>(cluster);
-        let _ = self.registry.store::<Ingress>(cluster);
-    }
-
-    /// True when the answer changed.
+    /// True when the answer changed. A failed read keeps the previous answer: the copy is
+    /// neither switched on nor off on a guess.
     async fn refresh_externaldns_crd(&self) -> bool {
         let present = match self.cfg.externaldns_copy {
             ExternalDnsCopy::Always => true,
             ExternalDnsCopy::Never => false,
-            ExternalDnsCopy::Auto => Api::<CustomResourceDefinition>::all(self.host.clone())
+            ExternalDnsCopy::Auto => match Api::<CustomResourceDefinition>::all(self.host.clone())
                 .get_opt(EXTERNALDNS_CRD)
                 .await
-                .map(|c| c.is_some())
-                .unwrap_or(false),
+            {
+                Ok(c) => c.is_some(),
+                Err(e) => {
+                    debug!(error = %e, "reading the ExternalDNS CRD; keeping the previous answer");
+                    return false;
+                }
+            },
         };
-        self.externaldns_crd
-            .swap(present, std::sync::atomic::Ordering::AcqRel)
-            != present
+        self.externaldns_crd.swap(present, Ordering::AcqRel) != present
     }
 
     /// Readiness, region and zones of every joined cluster, from the stored status.
     fn clusters(&self) -> Vec<(String, bool, Option<String>, Vec<String>)> {
         let mut out: Vec<_> = self
-            .stores
+            .index
             .clusters
+            .store()
             .state()
             .iter()
             .map(|c| {
                 let st = c.status.clone().unwrap_or_default();
-                let ready = st.conditions.iter().any(|c| {
-                    c.type_ == cluster_condition::READY && c.status == ConditionStatus::True
-                });
-                (c.name_any(), ready, st.region.clone(), st.zones.clone())
+                (
+                    c.name_any(),
+                    c.is_ready(),
+                    st.region.clone(),
+                    st.zones.clone(),
+                )
             })
             .collect();
         out.sort();
         out
     }
 
-    /// A Ready member's store, if it has listed. `Err(())` = wait a little for it.
-    fn member_store<K>(&self, cluster: &str) -> Result<Option<Store<K>>, ()>
+    /// A Ready member's store, if it has listed. `Err` = wait a little for it.
+    fn member_store<K>(&self, cluster: &str) -> Result<Option<Store<K>>, DnsError>
     where
         K: Resource<DynamicType = ()>
             + Clone
@@ -489,29 +470,25 @@ impl Ctx {
             .entry(cluster.to_string())
             .or_insert_with(Instant::now);
         if first.elapsed() < MEMBER_SYNC_GRACE {
-            Err(())
+            Err(DnsError::MemberNotSynced {
+                cluster: cluster.to_string(),
+                kind: K::kind(&()).to_string(),
+            })
         } else {
             Ok(None)
         }
     }
 
-    async fn reconcile_service(&self, ns: &str, name: &str) -> anyhow::Result<Outcome> {
-        let Some(rec) = self.stores.services.get(&ObjectRef::new(name).within(ns)) else {
-            self.delete_endpoints(
-                ns,
-                &service_dns_endpoint_name(name),
-                "ServiceDNSRecord",
-                name,
-            )
-            .await?;
-            return Ok(Outcome::Done);
-        };
+    async fn reconcile_service(&self, rec: &ServiceDNSRecord) -> Result<Action, DnsError> {
         if rec.metadata.deletion_timestamp.is_some() {
-            return Ok(Outcome::Done);
+            return Ok(Action::await_change());
         }
+        let ns = rec.namespace().unwrap_or_default();
+        let name = rec.name_any();
         let domain = self
-            .stores
+            .index
             .domains
+            .store()
             .get(&ObjectRef::new(&rec.spec.domain_ref).within(&self.cfg.namespace))
             .map(|d| d.domain.trim_end_matches('.').to_string());
 
@@ -525,23 +502,18 @@ impl Ctx {
                 service: None,
             };
             if ready {
-                let (svcs, slices) = match (
-                    self.member_store::<Service>(&cluster),
-                    self.member_store::<EndpointSlice>(&cluster),
-                ) {
-                    (Ok(a), Ok(b)) => (a, b),
-                    _ => return Ok(Outcome::RequeueAfter(Duration::from_millis(500))),
-                };
+                let svcs = self.member_store::<Service>(&cluster)?;
+                let slices = self.member_store::<EndpointSlice>(&cluster)?;
                 match (svcs, slices) {
                     (Some(svcs), Some(slices)) => {
-                        m.service = svcs.get(&ObjectRef::new(name).within(ns)).map(|s| {
+                        m.service = svcs.get(&ObjectRef::new(&name).within(&ns)).map(|s| {
                             ServiceObservation {
                                 load_balancer: s
                                     .status
                                     .as_ref()
                                     .and_then(|s| s.load_balancer.clone())
                                     .unwrap_or_default(),
-                                has_ready_endpoints: has_ready_endpoints(&slices, ns, name),
+                                has_ready_endpoints: has_ready_endpoints(&slices, &ns, &name),
                             }
                         });
                     }
@@ -552,24 +524,30 @@ impl Ctx {
             members.push(m);
         }
         let previous = rec.status.clone().unwrap_or_default();
-        let dns = service_dns_status(
-            &members,
-            &previous.dns,
-            rec.spec.allow_service_without_endpoints,
-        );
-        let mut status = ServiceDNSRecordStatus {
-            domain: domain.clone().unwrap_or_default(),
-            dns,
-            conditions: vec![],
+        let mut status = match &domain {
+            // Without its Domain a record changes nothing but its condition.
+            None => ServiceDNSRecordStatus {
+                conditions: vec![],
+                ..previous.clone()
+            },
+            Some(d) => ServiceDNSRecordStatus {
+                domain: d.clone(),
+                dns: service_dns_status(
+                    &members,
+                    &previous.dns,
+                    rec.spec.allow_service_without_endpoints,
+                ),
+                conditions: vec![],
+            },
         };
 
-        let mut with_status = (*rec).clone();
+        let mut with_status = rec.clone();
         with_status.status = Some(status.clone());
         let hostnames = records::service_hostnames(&with_status);
         let resolved = self.resolver.resolve(&hostnames).await;
         let rendered = match &domain {
             None => Err(format!(
-                "Domain {:?} not found in namespace {}",
+                "Domain {:?} not found in namespace {}; the names published before are kept",
                 rec.spec.domain_ref, self.cfg.namespace
             )),
             Some(_) => records::render_service(&with_status, &resolved).map_err(|e| e.to_string()),
@@ -589,9 +567,7 @@ impl Ctx {
             )
             .await;
         self.write_status(
-            &*rec,
-            ns,
-            name,
+            rec,
             &previous.conditions,
             &status.conditions,
             status != previous,
@@ -601,20 +577,12 @@ impl Ctx {
         outcome(published, &hostnames)
     }
 
-    async fn reconcile_ingress(&self, ns: &str, name: &str) -> anyhow::Result<Outcome> {
-        let Some(rec) = self.stores.ingresses.get(&ObjectRef::new(name).within(ns)) else {
-            self.delete_endpoints(
-                ns,
-                &ingress_dns_endpoint_name(name),
-                "IngressDNSRecord",
-                name,
-            )
-            .await?;
-            return Ok(Outcome::Done);
-        };
+    async fn reconcile_ingress(&self, rec: &IngressDNSRecord) -> Result<Action, DnsError> {
         if rec.metadata.deletion_timestamp.is_some() {
-            return Ok(Outcome::Done);
+            return Ok(Action::await_change());
         }
+        let ns = rec.namespace().unwrap_or_default();
+        let name = rec.name_any();
         let mut members = Vec::new();
         for (cluster, ready, _, _) in self.clusters() {
             let mut m = MemberIngress {
@@ -623,14 +591,13 @@ impl Ctx {
                 ingress: None,
             };
             if ready {
-                match self.member_store::<Ingress>(&cluster) {
-                    Err(()) => return Ok(Outcome::RequeueAfter(Duration::from_millis(500))),
-                    Ok(Some(store)) => {
+                match self.member_store::<Ingress>(&cluster)? {
+                    Some(store) => {
                         m.ingress = store
-                            .get(&ObjectRef::new(name).within(ns))
+                            .get(&ObjectRef::new(&name).within(&ns))
                             .map(|i| lb_of_ingress(&i));
                     }
-                    Ok(None) => m.ready = false,
+                    None => m.ready = false,
                 }
             }
             members.push(m);
@@ -640,7 +607,7 @@ impl Ctx {
             dns: ingress_dns_status(&members),
             conditions: vec![],
         };
-        let mut with_status = (*rec).clone();
+        let mut with_status = rec.clone();
         with_status.status = Some(status.clone());
         let hostnames = records::ingress_hostnames(&with_status);
         let resolved = self.resolver.resolve(&hostnames).await;
@@ -655,9 +622,7 @@ impl Ctx {
             )
             .await;
         self.write_status(
-            &*rec,
-            ns,
-            name,
+            rec,
             &previous.conditions,
             &status.conditions,
             status != previous,
@@ -676,7 +641,7 @@ impl Ctx {
         not_ready: &'static str,
         previous: &[Condition],
         generation: Option<i64>,
-    ) -> (Vec<Condition>, anyhow::Result<()>) {
+    ) -> (Vec<Condition>, Result<(), kube::Error>) {
         let (ready_reason, problems, published) = match rendered {
             Ok(r) => match self.write_endpoints(r.clone()).await {
                 Ok(()) => (None, r.problems.clone(), Ok(())),
@@ -695,17 +660,14 @@ impl Ctx {
     }
 
     /// Writes a record's status when it changed, with an Event per changed condition.
-    #[allow(clippy::too_many_arguments)]
     async fn write_status<K, S>(
         &self,
         rec: &K,
-        ns: &str,
-        name: &str,
         before: &[Condition],
         after: &[Condition],
         changed: bool,
         status: &S,
-    ) -> anyhow::Result<()>
+    ) -> Result<(), DnsError>
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
             + Clone
@@ -716,13 +678,16 @@ impl Ctx {
         if !changed {
             return Ok(());
         }
-        let api: Api<K> = Api::namespaced(self.host.clone(), ns);
+        let ns = rec.meta().namespace.clone().unwrap_or_default();
+        let name = rec.meta().name.clone().unwrap_or_default();
+        let api: Api<K> = Api::namespaced(self.host.clone(), &ns);
         api.patch_status(
-            name,
+            &name,
             &PatchParams::default(),
             &Patch::Merge(serde_json::json!({"status": status})),
         )
-        .await?;
+        .await
+        .map_err(DnsError::WriteStatus)?;
         let kind = K::kind(&());
         self.metrics
             .writes
@@ -733,13 +698,14 @@ impl Ctx {
     }
 
     /// Writes the DNSEndpoint (and its ExternalDNS copy) when it differs from the stored one.
-    async fn write_endpoints(&self, r: Rendered) -> anyhow::Result<()> {
+    async fn write_endpoints(&self, r: Rendered) -> Result<(), kube::Error> {
         let desired = r.object;
         let ns = desired.namespace().unwrap_or_default();
         let name = desired.name_any();
         let current = self
-            .stores
+            .index
             .endpoints
+            .store()
             .get(&ObjectRef::new(&name).within(&ns));
         let same = current.as_ref().is_some_and(|c| {
             c.spec == desired.spec
@@ -747,7 +713,7 @@ impl Ctx {
         });
         if !same {
             let api: Api<DNSEndpoint> = Api::namespaced(self.host.clone(), &ns);
-            let mut doc = serde_json::to_value(&desired)?;
+            let mut doc = serde_json::to_value(&desired).expect("a DNSEndpoint serialises");
             doc["apiVersion"] = crate::api::multiclusterdns::API_VERSION.into();
             doc["kind"] = "DNSEndpoint".into();
             api.patch(
@@ -762,10 +728,7 @@ impl Ctx {
                 .inc();
             info!(namespace = %ns, name = %name, endpoints = desired.spec.endpoints.len(), "DNSEndpoint written");
         }
-        if self
-            .externaldns_crd
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
+        if self.externaldns_crd.load(Ordering::Acquire) {
             let api: Api<DynamicObject> =
                 Api::namespaced_with(self.host.clone(), &ns, &externaldns_resource());
             let copy = records::externaldns_copy(&desired);
@@ -796,49 +759,74 @@ impl Ctx {
         Ok(())
     }
 
-    /// Removes a gone record's DNSEndpoint (and copy), only if that record owned it.
-    async fn delete_endpoints(
-        &self,
-        ns: &str,
-        ep_name: &str,
-        owner_kind: &str,
-        owner: &str,
-    ) -> anyhow::Result<()> {
-        let owned =
-            |refs: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>| {
-                refs.is_some_and(|r| r.iter().any(|o| o.kind == owner_kind && o.name == owner))
-            };
-        if let Some(ep) = self
-            .stores
-            .endpoints
-            .get(&ObjectRef::new(ep_name).within(ns))
-            && owned(ep.metadata.owner_references.as_ref())
-        {
-            let api: Api<DNSEndpoint> = Api::namespaced(self.host.clone(), ns);
-            ignore_not_found(
-                api.delete(ep_name, &DeleteParams::default())
-                    .await
-                    .map(|_| ()),
-            )?;
-            info!(namespace = %ns, name = %ep_name, "DNSEndpoint deleted with its record");
+    /// Deletes a DNSEndpoint (and its ExternalDNS copy) whose owning record is known to
+    /// be gone: the record store has listed and holds no record of that name.
+    async fn collect_endpoint(&self, ep: &DNSEndpoint) -> Result<Action, DnsError> {
+        let ns = ep.namespace().unwrap_or_default();
+        let name = ep.name_any();
+        let Some(owner) = record_owner(ep.metadata.owner_references.as_deref()) else {
+            return Ok(Action::await_change());
+        };
+        let (records_ready, exists) = match owner.kind.as_str() {
+            "ServiceDNSRecord" => (
+                self.index.service_records.is_ready(),
+                self.index
+                    .service_records
+                    .store()
+                    .get(&ObjectRef::new(&owner.name).within(&ns))
+                    .is_some(),
+            ),
+            _ => (
+                self.index.ingress_records.is_ready(),
+                self.index
+                    .ingress_records
+                    .store()
+                    .get(&ObjectRef::new(&owner.name).within(&ns))
+                    .is_some(),
+            ),
+        };
+        if !records_ready || exists {
+            return Ok(Action::await_change());
         }
-        if self
-            .externaldns_crd
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
+        let delete = |r: Result<(), kube::Error>| match r {
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(source) => Err(DnsError::Delete {
+                name: name.clone(),
+                source,
+            }),
+            Ok(()) => Ok(()),
+        };
+        let api: Api<DNSEndpoint> = Api::namespaced(self.host.clone(), &ns);
+        delete(
+            api.delete(&name, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+        )?;
+        info!(namespace = %ns, name = %name, "DNSEndpoint deleted with its record");
+        if self.externaldns_crd.load(Ordering::Acquire) {
             let api: Api<DynamicObject> =
-                Api::namespaced_with(self.host.clone(), ns, &externaldns_resource());
-            if let Some(c) = api.get_opt(ep_name).await?
-                && owned(c.metadata.owner_references.as_ref())
-            {
-                ignore_not_found(
-                    api.delete(ep_name, &DeleteParams::default())
-                        .await
-                        .map(|_| ()),
-                )?;
+                Api::namespaced_with(self.host.clone(), &ns, &externaldns_resource());
+            match api.get_opt(&name).await {
+                Ok(Some(c))
+                    if record_owner(c.metadata.owner_references.as_deref())
+                        .is_some_and(|o| o.kind == owner.kind && o.name == owner.name) =>
+                {
+                    delete(
+                        api.delete(&name, &DeleteParams::default())
+                            .await
+                            .map(|_| ()),
+                    )?
+                }
+                Ok(_) => {}
+                Err(source) => {
+                    return Err(DnsError::Delete {
+                        name: format!("{name} (externaldns.k8s.io)"),
+                        source,
+                    });
+                }
             }
         }
-        Ok(())
+        Ok(Action::await_change())
     }
 
     /// An Event for each condition that changed to False (or back to True).
@@ -874,21 +862,25 @@ impl Ctx {
     }
 }
 
-/// Retry a refused publish; re-resolve load balancer hostnames now and then.
-fn outcome(published: anyhow::Result<()>, hostnames: &BTreeSet<String>) -> anyhow::Result<Outcome> {
-    published?;
-    Ok(if hostnames.is_empty() {
-        Outcome::Done
-    } else {
-        Outcome::RequeueAfter(HOSTNAME_REFRESH)
+/// The ServiceDNSRecord or IngressDNSRecord among an object's owners.
+fn record_owner(refs: Option<&[OwnerReference]>) -> Option<&OwnerReference> {
+    refs?.iter().find(|o| {
+        o.api_version == crate::api::multiclusterdns::API_VERSION
+            && matches!(o.kind.as_str(), "ServiceDNSRecord" | "IngressDNSRecord")
     })
 }
 
-fn ignore_not_found(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
-    match r {
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        other => other,
-    }
+/// Retry a refused publish; re-resolve load balancer hostnames now and then.
+fn outcome(
+    published: Result<(), kube::Error>,
+    hostnames: &BTreeSet<String>,
+) -> Result<Action, DnsError> {
+    published.map_err(DnsError::Publish)?;
+    Ok(if hostnames.is_empty() {
+        Action::await_change()
+    } else {
+        Action::requeue(HOSTNAME_REFRESH)
+    })
 }
 
 /// Any endpoint of any EndpointSlice of the Service that is not explicitly not ready.

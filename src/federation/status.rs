@@ -1,6 +1,11 @@
 //! The federated object's status: the `Propagation` condition and `status.clusters`, as
 //! KubeFed writes them (an OK cluster has no `status`; anything else names the reason of
 //! seed 004's table). Pure.
+//!
+//! Beyond KubeFed, a failing cluster's entry may carry a `message` (the member API's
+//! answer, shortened). Messages never cause a write on their own ([`same_status`]): a
+//! CRD made by an older `kubefed enable` prunes the field, and comparing it would then
+//! rewrite the status for ever.
 
 use serde_json::{Value, json};
 
@@ -9,14 +14,36 @@ pub struct ClusterStatus {
     pub name: String,
     /// `OK` or a per-cluster reason (`ClusterNotReady`, `AlreadyExists`, ...).
     pub status: String,
+    /// What the member said, for a failed operation.
+    pub message: Option<String>,
 }
+
+/// The longest message kept in a cluster's status entry.
+pub const MESSAGE_MAX: usize = 256;
 
 impl ClusterStatus {
     pub fn new(name: &str, status: &str) -> Self {
         ClusterStatus {
             name: name.into(),
             status: status.into(),
+            message: None,
         }
+    }
+
+    pub fn with_message(name: &str, status: &str, message: &str) -> Self {
+        let mut m: String = message.chars().take(MESSAGE_MAX).collect();
+        if m.len() < message.len() {
+            m.push('…');
+        }
+        ClusterStatus {
+            name: name.into(),
+            status: status.into(),
+            message: Some(m),
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.status == "OK"
     }
 }
 
@@ -31,7 +58,7 @@ impl PropagationStatus {
     /// The status object; transition and update times move only when the condition
     /// changes, so an unchanged status compares equal and is not rewritten.
     pub fn to_value(&self, previous: Option<&Value>, generation: Option<i64>) -> Value {
-        let failing = self.clusters.iter().any(|c| c.status != "OK");
+        let failing = self.clusters.iter().any(|c| !c.is_ok());
         let (cond_status, reason) = match (&self.reason, failing) {
             (Some(r), _) => ("False", r.as_str()),
             (None, true) => ("False", "CheckClusters"),
@@ -60,12 +87,10 @@ impl PropagationStatus {
         clusters.sort_by(|a, b| a.name.cmp(&b.name));
         let clusters: Vec<Value> = clusters
             .into_iter()
-            .map(|c| {
-                if c.status == "OK" {
-                    json!({"name": c.name})
-                } else {
-                    json!({"name": c.name, "status": c.status})
-                }
+            .map(|c| match (&c.message, c.is_ok()) {
+                (_, true) => json!({"name": c.name}),
+                (None, false) => json!({"name": c.name, "status": c.status}),
+                (Some(m), false) => json!({"name": c.name, "status": c.status, "message": m}),
             })
             .collect();
         let mut out = json!({"conditions": [cond], "clusters": clusters});
@@ -74,6 +99,22 @@ impl PropagationStatus {
         }
         out
     }
+}
+
+/// Whether two statuses say the same, cluster messages aside.
+pub fn same_status(a: Option<&Value>, b: Option<&Value>) -> bool {
+    let strip = |v: Option<&Value>| {
+        let mut v = v.cloned().unwrap_or(Value::Null);
+        if let Some(cs) = v.get_mut("clusters").and_then(Value::as_array_mut) {
+            for c in cs {
+                if let Some(o) = c.as_object_mut() {
+                    o.remove("message");
+                }
+            }
+        }
+        v
+    };
+    strip(a) == strip(b)
 }
 
 /// Every field of `want` has the same value in `got` (the member adds defaults and
@@ -133,6 +174,35 @@ mod tests {
         let first = s.to_value(None, Some(1));
         let again = s.to_value(Some(&first), Some(1));
         assert_eq!(first, again);
+    }
+
+    #[test]
+    fn messages_are_written_but_never_a_reason_to_write() {
+        let s = PropagationStatus {
+            reason: None,
+            clusters: vec![ClusterStatus::with_message(
+                "a",
+                "CreationFailed",
+                &"x".repeat(1000),
+            )],
+        };
+        let v = s.to_value(None, Some(1));
+        let m = v["clusters"][0]["message"].as_str().unwrap();
+        assert!(m.chars().count() <= MESSAGE_MAX + 1, "{m}");
+        let mut pruned = v.clone();
+        pruned["clusters"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("message");
+        assert!(same_status(Some(&v), Some(&pruned)));
+        let other = PropagationStatus {
+            reason: None,
+            clusters: vec![ClusterStatus::new("a", "UpdateFailed")],
+        };
+        assert!(!same_status(
+            Some(&v),
+            Some(&other.to_value(Some(&v), Some(1)))
+        ));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::core::{ConditionStatus, KubeFedCluster, cluster_condition};
+use crate::api::core::KubeFedCluster;
 
 /// A joined cluster as placement sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,15 +47,10 @@ impl ClusterInfo {
 
     /// Name, labels and readiness of a KubeFedCluster.
     pub fn from_cluster(c: &KubeFedCluster) -> Self {
-        let ready = c.status.as_ref().is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == cluster_condition::READY && c.status == ConditionStatus::True)
-        });
         ClusterInfo {
             name: c.metadata.name.clone().unwrap_or_default(),
             labels: c.metadata.labels.clone().unwrap_or_default(),
-            ready,
+            ready: c.is_ready(),
         }
     }
 }

@@ -112,7 +112,7 @@ pub fn federated_from_target(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::typeconfig::{DiscoveredResource, type_config};
+    use crate::federation::typeconfig::{DiscoveredResource, type_config};
 
     fn ftc(group: &str, kind: &str, plural: &str, namespaced: bool) -> FederatedTypeConfig {
         type_config(
