@@ -193,7 +193,9 @@ fn check_least_privilege(ctx: &str) {
         // Leader election.
         ("create", "leases.coordination.k8s.io", ns, &[]),
         ("get", &lease, ns, &[]),
+        ("watch", &lease, ns, &[]),
         ("update", &lease, ns, &[]),
+        ("get", "namespaces/kube-system", all, &[]),
         // DNS controllers.
         ("list", "domains.multiclusterdns.kubefed.io", ns, &[]),
         ("watch", "domains.multiclusterdns.kubefed.io", ns, &[]),
@@ -280,6 +282,8 @@ fn check_least_privilege(ctx: &str) {
         ("get", "configmaps", ns, &[]),
         // Namespaces, RBAC, impersonation: never.
         ("delete", "namespaces", all, &[]),
+        ("get", "namespaces/default", all, &[]),
+        ("list", "namespaces", all, &[]),
         ("create", "namespaces", all, &[]),
         ("create", "clusterroles.rbac.authorization.k8s.io", all, &[]),
         ("bind", "clusterroles.rbac.authorization.k8s.io", all, &[]),

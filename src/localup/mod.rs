@@ -307,7 +307,7 @@ impl LocalFederation {
             .ok_or_else(|| LocalUpError::UnknownCluster(cluster.to_string()))
     }
 
-    /// Stops one cluster's API server (its data stays in etcd).
+    /// Stops one cluster's API server (SIGTERM; its data stays in etcd).
     pub fn stop_cluster(&mut self, cluster: &str) -> Result<()> {
         let i = self.index(cluster)?;
         if let Some(mut p) = self.apiservers[i].take() {
@@ -317,7 +317,52 @@ impl LocalFederation {
         self.save()
     }
 
-    /// Starts a stopped cluster's API server again on the same port and waits for it.
+    /// Kills one cluster's API server with SIGKILL, as a crash: no graceful shutdown,
+    /// open connections are reset. [`Self::start_cluster`] brings it back.
+    pub fn kill_cluster(&mut self, cluster: &str) -> Result<()> {
+        let i = self.index(cluster)?;
+        if let Some(mut p) = self.apiservers[i].take() {
+            p.kill();
+        }
+        self.state.clusters[i].pid = None;
+        self.save()
+    }
+
+    /// Freezes one cluster's API server (SIGSTOP): connections stay open and nothing
+    /// answers, like a hung machine. [`Self::resume_cluster`] thaws it.
+    pub fn pause_cluster(&mut self, cluster: &str) -> Result<()> {
+        self.signal_cluster(cluster, nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    /// Thaws a cluster frozen by [`Self::pause_cluster`] (SIGCONT).
+    pub fn resume_cluster(&mut self, cluster: &str) -> Result<()> {
+        self.signal_cluster(cluster, nix::sys::signal::Signal::SIGCONT)
+    }
+
+    fn signal_cluster(&mut self, cluster: &str, sig: nix::sys::signal::Signal) -> Result<()> {
+        let i = self.index(cluster)?;
+        let p = self.apiservers[i]
+            .as_mut()
+            .ok_or_else(|| LocalUpError::Io {
+                what: format!("signalling {cluster}"),
+                source: std::io::Error::other("its API server is not running"),
+            })?;
+        p.signal(sig)
+            .map_err(io(format!("sending {sig} to the API server of {cluster}")))
+    }
+
+    /// Kills etcd with SIGKILL, as a crash; [`Self::start_etcd`] brings it back with the
+    /// same data and port.
+    pub fn kill_etcd(&mut self) -> Result<()> {
+        if let Some(mut p) = self.etcd.take() {
+            p.kill();
+        }
+        self.state.etcd.pid = None;
+        self.save()
+    }
+
+    /// Starts a stopped or killed cluster's API server again with the same arguments (so
+    /// on the same port) and waits until it is ready.
     pub async fn start_cluster(&mut self, cluster: &str) -> Result<()> {
         let i = self.index(cluster)?;
         if self.apiservers[i].is_none() {

@@ -112,6 +112,23 @@ impl ManagedProcess {
         let _ = child.wait();
     }
 
+    /// SIGKILL, as a crash; always reaps.
+    pub fn kill(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Sends `signal` (SIGSTOP, SIGCONT, ...) to a process that still runs.
+    pub fn signal(&mut self, signal: Signal) -> std::io::Result<()> {
+        if self.try_exit().is_some() || self.child.is_none() {
+            return Err(std::io::Error::other("the process has exited"));
+        }
+        kill(Pid::from_raw(self.pid as i32), signal).map_err(std::io::Error::from)
+    }
+
     /// Forgets the process without stopping it.
     pub fn release(mut self) {
         self.child.take();

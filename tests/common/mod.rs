@@ -122,6 +122,23 @@ pub fn kubectl() -> PathBuf {
     p
 }
 
+/// `kubectl --context CTX ARGS...` against the shared federation, which must succeed;
+/// its standard output.
+pub fn run_kubectl(ctx: &str, args: &[&str]) -> String {
+    let kc = federation().state.kubeconfig.display().to_string();
+    let out = std::process::Command::new(kubectl())
+        .args(["--kubeconfig", &kc, "--context", ctx])
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs the kubefed binary to completion.
 pub fn kubefed(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_kubefed"))
