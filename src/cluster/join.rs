@@ -460,9 +460,18 @@ pub async fn unjoin(opts: &JoinOptions) -> anyhow::Result<()> {
             .map(|_| ()),
     )?;
     // The namespace goes only if join created it, it is not the host's own (the host
-    // joined to itself) and no other joined cluster still uses it.
+    // joined to itself: the same URL, or the same kube-system under another URL) and no
+    // other joined cluster still uses it.
     let member_nss: Api<Namespace> = Api::all(member.clone());
-    if member_cfg.cluster_url != host_cfg.cluster_url
+    let uid = |c: kube::Client| async move {
+        Api::<Namespace>::all(c)
+            .get("kube-system")
+            .await
+            .map(|n| n.metadata.uid)
+    };
+    let is_host = member_cfg.cluster_url == host_cfg.cluster_url
+        || uid(member.clone()).await? == uid(host.clone()).await?;
+    if !is_host
         && let Some(n) = member_nss.get_opt(ns).await?
         && n.metadata
             .labels

@@ -657,9 +657,7 @@ impl TypeSync {
                 };
             }
         };
-        let existing_value = existing
-            .as_ref()
-            .map(|e| serde_json::to_value(&**e).expect("a member object serialises"));
+        let existing_value = existing.as_ref().map(|e| self.member_value(e));
         if !wanted {
             return self.remove_from(fed, &member, existing.as_deref()).await;
         }
@@ -754,6 +752,20 @@ impl TypeSync {
             Some(_) => {}
         }
         ClusterResult::report(&c.name, "OK", Next::Done)
+    }
+
+    /// A member object as JSON, with the `apiVersion` and `kind` that objects from a list
+    /// response lack (the items of a List carry neither), so that comparing it with the
+    /// desired object does not see a difference that is not there.
+    fn member_value(&self, obj: &DynamicObject) -> Value {
+        let mut v = serde_json::to_value(obj).expect("a member object serialises");
+        if v.get("apiVersion").is_none_or(Value::is_null) {
+            v["apiVersion"] = json!(super::desired::api_version(&self.target));
+        }
+        if v.get("kind").is_none_or(Value::is_null) {
+            v["kind"] = json!(self.target.kind);
+        }
+        v
     }
 
     /// Whether `member` may have a Namespace deleted: never the host's own.

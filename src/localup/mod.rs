@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use process::{ManagedProcess, alive as process_alive};
+pub use process::{ManagedProcess, alive as process_alive, spawn_owned};
 
 #[derive(Debug, Error)]
 pub enum LocalUpError {

@@ -39,6 +39,24 @@ fn spawner() -> &'static Mutex<mpsc::Sender<SpawnRequest>> {
     })
 }
 
+/// Spawns `cmd` so that it dies with this process (a parent-death signal, set from the
+/// long-lived spawner thread): what tests use for every process they start.
+pub fn spawn_owned(mut cmd: Command) -> std::io::Result<Child> {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
+    let (tx, rx) = mpsc::channel();
+    spawner()
+        .lock()
+        .expect("spawner lock")
+        .send((cmd, tx))
+        .expect("spawner alive");
+    rx.recv().expect("spawner replies")
+}
+
 impl ManagedProcess {
     pub fn spawn(
         command: &[String],
@@ -57,22 +75,7 @@ impl ManagedProcess {
         cmd.process_group(0);
         let child = match lifetime {
             Lifetime::Detached => cmd.spawn(),
-            Lifetime::Owned => {
-                // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-                unsafe {
-                    cmd.pre_exec(|| {
-                        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-                            .map_err(std::io::Error::from)
-                    });
-                }
-                let (tx, rx) = mpsc::channel();
-                spawner()
-                    .lock()
-                    .expect("spawner lock")
-                    .send((cmd, tx))
-                    .expect("spawner alive");
-                rx.recv().expect("spawner replies")
-            }
+            Lifetime::Owned => spawn_owned(cmd),
         }
         .map_err(io(format!("starting {}", command[0])))?;
         Ok(ManagedProcess {

@@ -166,13 +166,13 @@ impl Daemon {
         let log = unique_dir("logs").join(format!("{log_name}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_kubefed"))
-            .args(args)
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kubefed"));
+        cmd.args(args)
             .env("KUBEFED_LOG", "info,kubefed=debug")
             .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("kubefed starts");
+            .stderr(err);
+        // Dies with the test binary even if no Drop runs (a fixture held in a static).
+        let child = kubefed::localup::spawn_owned(cmd).expect("kubefed starts");
         Daemon { child, log }
     }
 
