@@ -37,7 +37,7 @@ use tracing::{info, warn};
 
 use crate::admin::http::{self, Readiness};
 use crate::admin::leader::{LeaderConfig, LeaderElector};
-use crate::cluster::client::REQUEST_TIMEOUT;
+use crate::cluster::client::{REQUEST_TIMEOUT, WATCH_READ_TIMEOUT};
 use crate::cluster::health::{HealthConfig, parse_go_duration};
 use crate::cluster::prober::{self, ClusterMetrics};
 use crate::cluster::registry::ClusterRegistry;
@@ -79,7 +79,8 @@ pub struct Options {
     pub dns_zones: Vec<String>,
 }
 
-/// Host clients: one for watches (long polls), one whose every request is bounded by
+/// Host clients: one for watches (long polls; a watch silent for `WATCH_READ_TIMEOUT` is
+/// restarted), one whose every request is bounded by
 /// [`REQUEST_TIMEOUT`] for reads and writes, so a host that stops answering fails
 /// requests instead of holding reconciles and the lease renewal for minutes.
 pub async fn host_clients(
@@ -87,7 +88,10 @@ pub async fn host_clients(
     context: Option<&str>,
 ) -> anyhow::Result<(kube::Client, kube::Client)> {
     let config = host_config(kubeconfig, context).await?;
-    let watch = kube::Client::try_from(config.clone())?;
+    let mut watch = config.clone();
+    watch.connect_timeout = Some(REQUEST_TIMEOUT);
+    watch.read_timeout = Some(WATCH_READ_TIMEOUT);
+    let watch = kube::Client::try_from(watch)?;
     let mut bounded = config;
     bounded.connect_timeout = Some(REQUEST_TIMEOUT);
     bounded.read_timeout = Some(REQUEST_TIMEOUT);

@@ -994,6 +994,21 @@ async fn a_member_apiserver_killed_and_restarted() {
         .unwrap();
     let healed = Instant::now();
     m.finish(&world, fx, healed, None).await;
+    // Both transitions are Events on the KubeFedCluster.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(world.host.clone(), NS);
+    let reasons: BTreeSet<String> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("cluster2"))
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(
+        reasons.contains("ClusterOffline") && reasons.contains("ClusterReady"),
+        "health Events on cluster2: {reasons:?}"
+    );
 }
 
 /// (b) The host apiserver SIGKILLed, and separately SIGSTOPped, for longer than the
@@ -1036,6 +1051,15 @@ async fn b_host_apiserver_killed_or_frozen() {
         }
         let healed = Instant::now();
         m.finish(&world, fx, healed, None).await;
+        // The member-side change is a field the template does not set: it stays.
+        let d = Api::<Deployment>::namespaced(world.members["cluster3"].clone(), SYNC_NS)
+            .get("web")
+            .await
+            .unwrap();
+        assert_eq!(
+            d.metadata.labels.unwrap_or_default().get("touched").map(String::as_str),
+            Some(format!("during-{how}").as_str())
+        );
     }
 }
 
@@ -1099,6 +1123,29 @@ async fn d_controller_manager_killed_and_restarted_writes_nothing() {
     // Not even a no-op write: a replace with identical content changes no
     // resourceVersion, so watches cannot see it, but the controller's counters do.
     let text = scrape(&fx.cm_metrics);
+    for c in [
+        "cluster-health",
+        "service-dns",
+        "dns-endpoint-gc",
+        "federatedtypeconfig",
+        "sync",
+    ] {
+        for name in [
+            "kubefed_controller_reconciles_total",
+            "kubefed_controller_reconcile_duration_seconds_count",
+        ] {
+            assert!(
+                metric(&text, name, &[("controller", c)]) > 0.0,
+                "{name} of {c}"
+            );
+        }
+        assert!(
+            text.contains(&format!(
+                "kubefed_controller_queue_depth{{controller=\"{c}\"}}"
+            )),
+            "the queue depth of {c}"
+        );
+    }
     let ops = metric(&text, "kubefed_propagation_operations_total", &[]);
     let dns_writes = metric(&text, "kubefed_dns_writes_total", &[]);
     assert_eq!(
