@@ -200,15 +200,7 @@ async fn setup() -> Fx {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    kubeutil::apply_yaml(
-        &host,
-        &format!(
-            "apiVersion: multiclusterdns.kubefed.io/v1alpha1\nkind: Domain\nmetadata: {{name: fed, namespace: {NS}}}\ndomain: {ZONE}\n"
-        ),
-        NS,
-    )
-    .await
-    .unwrap();
+    apply_domain(&host).await;
     for ns in [APP_NS, SYNC_NS] {
         kubeutil::ensure_namespace(&host, ns).await.unwrap();
     }
@@ -324,6 +316,18 @@ async fn setup() -> Fx {
         .converged(&fx, CONVERGE, "the workload to converge")
         .await;
     fx
+}
+
+async fn apply_domain(host: &kube::Client) {
+    kubeutil::apply_yaml(
+        host,
+        &format!(
+            "apiVersion: multiclusterdns.kubefed.io/v1alpha1\nkind: Domain\nmetadata: {{name: fed, namespace: {NS}}}\ndomain: {ZONE}\n"
+        ),
+        NS,
+    )
+    .await
+    .unwrap();
 }
 
 async fn apply_deployment(host: &kube::Client, name: &str, replicas: i64, version: &str) {
@@ -1057,7 +1061,11 @@ async fn b_host_apiserver_killed_or_frozen() {
             .await
             .unwrap();
         assert_eq!(
-            d.metadata.labels.unwrap_or_default().get("touched").map(String::as_str),
+            d.metadata
+                .labels
+                .unwrap_or_default()
+                .get("touched")
+                .map(String::as_str),
             Some(format!("during-{how}").as_str())
         );
     }
@@ -1562,6 +1570,85 @@ async fn i_rbac_revoked_deletes_nothing() {
     )
     .await
     .unwrap();
+    let healed = Instant::now();
+    m.finish(&world, fx, healed, None).await;
+}
+
+/// Deleting the Domain withdraws no name, on either path, also across a restart of the
+/// controller-manager; recreating it resumes updates.
+#[tokio::test]
+async fn j_deleting_the_domain_keeps_the_names_on_both_paths() {
+    let mut guard = fixture().await;
+    let fx = guard.as_mut().unwrap();
+    let world = World::new(fx).await;
+    let mut m = begin(&world, fx, "(j) Domain deleted").await;
+    m.sample(
+        vec![("embedded", fx.cm_dns), ("dns-server", fx.dns)],
+        MEMBERS.to_vec(),
+    );
+    let domains: Api<api::multiclusterdns::Domain> = Api::namespaced(world.host.clone(), NS);
+    domains
+        .delete("fed", &DeleteParams::default())
+        .await
+        .unwrap();
+    let records: Api<api::multiclusterdns::ServiceDNSRecord> =
+        Api::namespaced(world.host.clone(), APP_NS);
+    let all_domain_not_found = || async {
+        let rs = records.list(&Default::default()).await.ok()?;
+        rs.items
+            .iter()
+            .all(|r| {
+                r.status.as_ref().is_some_and(|s| {
+                    s.domain == ZONE
+                        && s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.reason == "DomainNotFound")
+                })
+            })
+            .then_some(())
+    };
+    common::eventually(
+        CONVERGE,
+        "every record says DomainNotFound",
+        all_domain_not_found,
+    )
+    .await;
+    let s = world.snapshot(fx).await.unwrap();
+    assert_eq!(s, m.base, "{}", diff(&m.base, &s));
+    // A restarted controller-manager keeps serving the zone: it follows from the
+    // records, not from memory.
+    m.stop_sampling().await;
+    m.sample(vec![("dns-server", fx.dns)], MEMBERS.to_vec());
+    fx.cm.kill();
+    fx.restart_cm();
+    common::eventually(
+        CONVERGE,
+        "the restarted embedded server answers",
+        || async {
+            (ready(&fx.cm_metrics) && answers(fx.cm_dns).await == m.base.embedded).then_some(())
+        },
+    )
+    .await;
+    m.stop_sampling().await;
+    m.sample(
+        vec![("embedded", fx.cm_dns), ("dns-server", fx.dns)],
+        MEMBERS.to_vec(),
+    );
+    apply_domain(&world.host).await;
+    common::eventually(CONVERGE, "every record Ready again", || async {
+        let rs = records.list(&Default::default()).await.ok()?;
+        rs.items
+            .iter()
+            .all(|r| {
+                r.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+            })
+            .then_some(())
+    })
+    .await;
     let healed = Instant::now();
     m.finish(&world, fx, healed, None).await;
 }
