@@ -1,8 +1,9 @@
 //! The sync engine on a host and two members, following seed 000: FederatedNamespace,
 //! FederatedDeployment with a replicas override, FederatedService; member-side drift is
 //! undone, updates propagate, placement changes remove copies, deletion removes or (with
-//! the orphaning annotation) keeps them; seed 004's propagation reasons for an object
-//! that already exists (no adoption) and a bad override path.
+//! the orphaning annotation) keeps them without the managed label; a stray managed label
+//! is handed back; seed 004's propagation reasons for an object that already exists (no
+//! adoption) and a bad override path.
 
 mod common;
 
@@ -375,15 +376,81 @@ async fn seed_000_walkthrough_propagates_and_reports() {
     })
     .await;
     for c in ["cluster2", "cluster3"] {
-        assert!(
-            Api::<Service>::namespaced(common::client(c).await, "stars")
-                .get_opt("federated-antenna")
-                .await
-                .unwrap()
-                .is_some(),
-            "orphaned service kept in {c}"
-        );
+        let svcs = Api::<Service>::namespaced(common::client(c).await, "stars");
+        // Kept, and handed back: no longer labelled as managed (KubeFed's behaviour).
+        common::eventually(
+            t,
+            &format!("orphaned service in {c} unlabelled"),
+            || async {
+                let svc = svcs.get_opt("federated-antenna").await.ok()??;
+                let labels = svc.metadata.labels.unwrap_or_default();
+                (!labels.contains_key("kubefed.io/managed")).then_some(())
+            },
+        )
+        .await;
     }
+
+    // A member object labelled managed that no federated object owns is handed back.
+    let stray = Api::<Service>::namespaced(common::client("cluster3").await, "stars");
+    stray.patch("stray", &apply(), &Patch::Apply(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "stray", "namespace": "stars", "labels": {"kubefed.io/managed": "true"}},
+        "spec": {"ports": [{"port": 80}]}})))
+        .await
+        .unwrap();
+    common::eventually(t, "the stray service unlabelled", || async {
+        let svc = stray.get_opt("stray").await.ok()??;
+        (!svc
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .contains_key("kubefed.io/managed"))
+        .then_some(())
+    })
+    .await;
+
+    // Orphaning on, a cluster leaves the placement: its copy stays, unmanaged.
+    fdeps
+        .patch(
+            "leaver",
+            &apply(),
+            &Patch::Apply(deployment(
+                "leaver",
+                1,
+                &["cluster2", "cluster3"],
+                json!([]),
+            )),
+        )
+        .await
+        .unwrap();
+    common::eventually(t, "leaver in both members", || async {
+        replicas("cluster2", "leaver").await?;
+        replicas("cluster3", "leaver").await
+    })
+    .await;
+    fdeps
+        .patch(
+            "leaver",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"kubefed.io/orphan": "true"}}})),
+        )
+        .await
+        .unwrap();
+    let mut leaving = deployment("leaver", 1, &["cluster3"], json!([]));
+    leaving["metadata"]["annotations"] = json!({"kubefed.io/orphan": "true"});
+    fdeps
+        .patch("leaver", &apply(), &Patch::Apply(leaving))
+        .await
+        .unwrap();
+    let c2 = Api::<Deployment>::namespaced(common::client("cluster2").await, "stars");
+    common::eventually(t, "the copy left behind, unmanaged", || async {
+        let d = c2.get_opt("leaver").await.ok()??;
+        (!d.metadata
+            .labels
+            .unwrap_or_default()
+            .contains_key("kubefed.io/managed"))
+        .then_some(())
+    })
+    .await;
     fdeps
         .delete("federated-xwings", &DeleteParams::default())
         .await

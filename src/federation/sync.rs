@@ -272,12 +272,18 @@ pub async fn run(
         concurrency,
     };
     info!(kind = %federated.kind, "sync controller started");
+    let sweeper = ctx.clone();
     controller::run(
         spec,
         controller_metrics,
         ctx,
         |fed, ctx| async move { ctx.reconcile(&fed).await },
-        |_, _| {},
+        // A member object (or the federated object's own deletion) triggered a federated
+        // object that does not exist: hand back any copy still labelled as managed.
+        move |ns, name| {
+            let (c, ns, name) = (sweeper.clone(), ns.map(str::to_string), name.to_string());
+            tokio::spawn(async move { c.sweep_orphan(ns.as_deref(), &name).await });
+        },
         cancel,
     )
     .await;
@@ -768,6 +774,49 @@ impl TypeSync {
         v
     }
 
+    /// Removes the managed label from every Ready member's copy of a federated object that
+    /// is known not to exist (KubeFed's hand-off: the copy counts as unmanaged again). A
+    /// member that is not Ready, or a failed patch, is handled on that object's next event
+    /// (a member's re-list announces every object again).
+    async fn sweep_orphan(&self, ns: Option<&str>, name: &str) {
+        if !self.index.clusters.is_ready() {
+            return;
+        }
+        // The federated object of a Namespace `n` is `n/n`; its target has no namespace.
+        let target_ns = if self.is_namespace_type() {
+            String::new()
+        } else {
+            ns.unwrap_or_default().to_string()
+        };
+        for c in self.cluster_infos().into_iter().filter(|c| c.ready) {
+            let Ok((member, Some(existing))) = self.member_object(&c.name, &target_ns, name) else {
+                continue;
+            };
+            let managed = existing
+                .labels()
+                .get(MANAGED_LABEL)
+                .is_some_and(|v| v == "true");
+            if !managed || existing.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let api = self.member_api(&member, &target_ns);
+            let patch = json!({"metadata": {"labels": {MANAGED_LABEL: null}}});
+            match api
+                .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+            {
+                Ok(_) => {
+                    self.count(&c.name, "unlabel", true);
+                    info!(cluster = %c.name, namespace = %target_ns, name, "managed label removed from an object no federated object owns");
+                }
+                Err(e) => {
+                    self.count(&c.name, "unlabel", false);
+                    warn!(cluster = %c.name, namespace = %target_ns, name, error = %api_message(&e), "removing the managed label of an unowned object");
+                }
+            }
+        }
+    }
+
     /// Whether `member` may have a Namespace deleted: never the host's own.
     fn may_delete_namespace(&self, member: &Member) -> Option<bool> {
         if !self.is_namespace_type() {
@@ -796,6 +845,10 @@ impl TypeSync {
         }
         if existing.metadata.deletion_timestamp.is_some() {
             return ClusterResult::report(cluster, "WaitingForRemoval", Next::Done);
+        }
+        // Orphaning keeps the copy and hands it back: it is no longer managed.
+        if is_orphaning(fed) {
+            return self.unlabel(fed, member, existing).await;
         }
         match self.may_delete_namespace(member) {
             None => ClusterResult {
@@ -847,7 +900,8 @@ impl TypeSync {
         }
     }
 
-    /// Removes the managed label (the host's own namespace is handed back, not deleted).
+    /// Removes the managed label: the object stays in the member, unmanaged (the host's own
+    /// namespace, an orphaned copy).
     async fn unlabel(
         &self,
         fed: &DynamicObject,
@@ -865,7 +919,7 @@ impl TypeSync {
         {
             Ok(_) => {
                 self.count(cluster, "unlabel", true);
-                info!(cluster, name = %name, "managed label removed from the host's own namespace");
+                info!(cluster, namespace = %ns, name = %name, "managed label removed");
                 ClusterResult::none()
             }
             Err(kube::Error::Api(s)) if s.code == 404 => ClusterResult::none(),
@@ -884,8 +938,8 @@ impl TypeSync {
         }
     }
 
-    /// Deletion of the federated object: its copies go first (unless orphaned), then the
-    /// finalizer.
+    /// Deletion of the federated object: its copies go first, or with orphaning lose their
+    /// managed label, then the finalizer.
     async fn ensure_deletion(
         &self,
         fed: &DynamicObject,
@@ -897,14 +951,16 @@ impl TypeSync {
         }
         let ns = fed.namespace().unwrap_or_default();
         let name = fed.name_any();
-        let orphan = fed
-            .annotations()
-            .get(ORPHAN_ANNOTATION)
-            .is_some_and(|v| v == "true");
-        if !orphan {
+        let orphan = is_orphaning(fed);
+        {
             let (ns, name) = (&ns, &name);
             let results = futures::future::join_all(clusters.iter().map(|c| async move {
                 if !c.ready {
+                    if orphan {
+                        // Its copy keeps the label until the member is back (the orphan
+                        // sweep hands it back then).
+                        return ClusterResult::none();
+                    }
                     // Its copy cannot be seen or removed now; the finalizer waits for it.
                     return ClusterResult::report(&c.name, "ClusterNotReady", Next::Backoff);
                 }
@@ -965,6 +1021,13 @@ impl TypeSync {
         info!(namespace = %ns, name = %name, orphan, "federated object deleted");
         Ok(Action::await_change())
     }
+}
+
+/// `kubefed.io/orphan: "true"`: the copies are kept (unmanaged) rather than deleted.
+fn is_orphaning(fed: &DynamicObject) -> bool {
+    fed.annotations()
+        .get(ORPHAN_ANNOTATION)
+        .is_some_and(|v| v == "true")
 }
 
 /// The member API's own words for a failed request.

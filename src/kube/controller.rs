@@ -216,6 +216,7 @@ impl State {
             .set(q.len() as i64);
     }
 
+    /// A success, or the object is gone: its backoff starts over.
     fn succeeded(&self, k: &Key) {
         self.backoffs.lock().unwrap().remove(k);
     }
@@ -373,7 +374,9 @@ pub async fn run<K, C, F, Fut, E>(
             None => return,
             Some(Ok(_)) => {}
             Some(Err(controller::Error::ObjectNotFound(r))) => {
-                state.started(&(r.namespace.clone(), r.name.clone()));
+                let key = (r.namespace.clone(), r.name.clone());
+                state.started(&key);
+                state.succeeded(&key);
                 on_missing(r.namespace.as_deref(), &r.name);
             }
             Some(Err(controller::Error::ReconcilerFailed(e, r))) => {
