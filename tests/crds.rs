@@ -349,3 +349,109 @@ async fn kubectl_get_shows_domain_and_ttl_columns() {
     // The schema default fills recordTTL, so the TTL column is never empty.
     assert!(text.lines().nth(1).unwrap().contains("180"), "{text}");
 }
+
+/// `kubectl apply -f -` of `yaml` on the host; (success, stderr).
+fn kubectl_apply(yaml: &str) -> (bool, String) {
+    use std::io::Write;
+    let kc = common::federation().state.kubeconfig.display().to_string();
+    let mut child = std::process::Command::new(common::kubectl())
+        .args([
+            "--kubeconfig",
+            &kc,
+            "--context",
+            common::host(),
+            "apply",
+            "-f",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ftc(name: &str, target: &str, federated: &str) -> String {
+    format!(
+        "apiVersion: core.kubefed.io/v1beta1\nkind: FederatedTypeConfig\nmetadata: {{name: {name}, namespace: ftc-rules}}\nspec:\n  propagation: Enabled\n  targetType: {target}\n  federatedType: {federated}\n"
+    )
+}
+
+#[tokio::test]
+async fn kubefed_admission_rules_and_defaults_hold_through_kubectl_apply() {
+    let client = common::client(common::host()).await;
+    install(&client).await;
+    kubeutil::ensure_namespace(&client, "ftc-rules")
+        .await
+        .unwrap();
+    let deployments =
+        "{group: apps, version: v1, kind: Deployment, pluralName: deployments, scope: Namespaced}";
+    let fed_deployments = "{group: types.kubefed.io, version: v1beta1, kind: FederatedDeployment, pluralName: federateddeployments, scope: Namespaced}";
+
+    // KubeFed's admission rules, as CEL in the schema.
+    let (ok, err) = kubectl_apply(&ftc("deployments", deployments, fed_deployments));
+    assert!(!ok && err.contains("metadata.name must be"), "{err}");
+    let (ok, err) = kubectl_apply(&ftc(
+        "deployments.apps",
+        deployments,
+        "{group: types, version: v1beta1, kind: FederatedDeployment, pluralName: federateddeployments, scope: Namespaced}",
+    ));
+    assert!(!ok && err.contains("at least one dot"), "{err}");
+    let (ok, err) = kubectl_apply(&ftc(
+        "deployments.apps",
+        deployments,
+        "{group: types.kubefed.io, version: v1beta1, kind: FederatedDeployment, pluralName: federateddeployments, scope: Cluster}",
+    ));
+    assert!(
+        !ok && err.contains("federatedType.scope must equal"),
+        "{err}"
+    );
+    let (ok, err) = kubectl_apply(&ftc(
+        "deployments.apps",
+        "{group: apps, version: V1, kind: Deployment, pluralName: deployments, scope: Namespaced}",
+        fed_deployments,
+    ));
+    assert!(!ok && err.contains("spec.targetType.version"), "{err}");
+    // What KubeFed accepts is accepted, the namespace type's scopes included.
+    let (ok, err) = kubectl_apply(&ftc("deployments.apps", deployments, fed_deployments));
+    assert!(ok, "{err}");
+    let (ok, err) = kubectl_apply(&ftc(
+        "namespaces",
+        "{version: v1, kind: Namespace, pluralName: namespaces, scope: Cluster}",
+        "{group: types.kubefed.io, version: v1beta1, kind: FederatedNamespace, pluralName: federatednamespaces, scope: Namespaced}",
+    ));
+    assert!(ok, "{err}");
+
+    // KubeFedConfig: KubeFed's defaults filled in, what the user set kept.
+    let (ok, err) = kubectl_apply(
+        "apiVersion: core.kubefed.io/v1beta1\nkind: KubeFedConfig\nmetadata: {name: kubefed, namespace: ftc-rules}\nspec:\n  scope: Cluster\n  syncController: {adoptResources: Disabled}\n  clusterHealthCheck: {period: 20s}\n",
+    );
+    assert!(ok, "{err}");
+    let api: Api<api::core::KubeFedConfig> = Api::namespaced(client.clone(), "ftc-rules");
+    let spec = serde_json::to_value(api.get("kubefed").await.unwrap().spec).unwrap();
+    let want = json!({
+        "scope": "Cluster",
+        "controllerDuration": {"availableDelay": "20s", "unavailableDelay": "1m0s"},
+        "leaderElect": {"leaseDuration": "15s", "renewDeadline": "10s", "retryPeriod": "5s", "resourceLock": "leases"},
+        "featureGates": [
+            {"name": "PushReconciler", "configuration": "Enabled"},
+            {"name": "RawResourceStatusCollection", "configuration": "Disabled"},
+            {"name": "SchedulerPreferences", "configuration": "Enabled"}
+        ],
+        "clusterHealthCheck": {"period": "20s", "timeout": "3s", "failureThreshold": 3, "successThreshold": 1},
+        "syncController": {"adoptResources": "Disabled", "maxConcurrentReconciles": 8},
+        "statusController": {"maxConcurrentReconciles": 1}
+    });
+    assert_eq!(spec, want);
+}

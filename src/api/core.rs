@@ -3,11 +3,11 @@
 
 use k8s_openapi::ByteString;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::validation::GO_DURATION;
+use super::validation::{API_GROUP, API_KIND, DNS_1035_LABEL, GO_DURATION};
 
 pub const GROUP: &str = "core.kubefed.io";
 pub const VERSION: &str = "v1beta1";
@@ -156,7 +156,13 @@ impl ConditionStatus {
 /// Enables propagation of one Kubernetes type: names the target type and the
 /// `Federated<Kind>` type that carries its template, placement and overrides.
 /// Its name is `<target plural>[.<target group>]`.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+///
+/// KubeFed's admission webhook refused malformed FederatedTypeConfigs; here the same
+/// rules are CEL validations in the schema, so the API server refuses them with no
+/// webhook: the name, a federated group with a dot, DNS-shaped names, and scopes that
+/// fit (a federated type has its target's scope, except that FederatedNamespace is
+/// namespaced while Namespace is not).
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
     group = "core.kubefed.io",
     version = "v1beta1",
@@ -164,6 +170,9 @@ impl ConditionStatus {
     namespaced,
     status = "FederatedTypeConfigStatus",
     shortname = "ftc",
+    validation = Rule::new(
+        "self.metadata.name == (has(self.spec.targetType.group) && self.spec.targetType.group != '' ? self.spec.targetType.pluralName + '.' + self.spec.targetType.group : self.spec.targetType.pluralName)"
+    ).message("metadata.name must be '<spec.targetType.pluralName>' for a core type, '<spec.targetType.pluralName>.<spec.targetType.group>' otherwise"),
     printcolumn(name = "Target", type_ = "string", json_path = ".spec.targetType.kind"),
     printcolumn(
         name = "Propagation",
@@ -182,11 +191,18 @@ impl ConditionStatus {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "(self.targetType.kind == 'Namespace' && (!has(self.targetType.group) || self.targetType.group == '')) ? self.federatedType.scope == 'Namespaced' : self.federatedType.scope == self.targetType.scope"
+).message("federatedType.scope must equal targetType.scope (and be Namespaced for the Namespace type)"))]
 pub struct FederatedTypeConfigSpec {
     pub target_type: ApiResource,
     pub propagation: PropagationMode,
+    #[x_kube(validation = Rule::new("has(self.group) && self.group.contains('.')")
+        .message("federatedType.group must be a domain with at least one dot"))]
     pub federated_type: ApiResource,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("has(self.group) && self.group.contains('.')")
+        .message("statusType.group must be a domain with at least one dot"))]
     pub status_type: Option<ApiResource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_collection: Option<StatusCollectionMode>,
@@ -197,12 +213,13 @@ pub struct FederatedTypeConfigSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ApiResource {
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 253), pattern(API_GROUP))]
     pub group: String,
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 63), pattern(DNS_1035_LABEL))]
     pub version: String,
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 63), pattern(API_KIND))]
     pub kind: String,
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 63), pattern(DNS_1035_LABEL))]
     pub plural_name: String,
     pub scope: ResourceScope,
 }
@@ -289,16 +306,28 @@ pub struct FederatedTypeConfigStatus {
 pub struct KubeFedConfigSpec {
     pub scope: ResourceScope,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = {}))]
     pub controller_duration: Option<DurationConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = {}))]
     pub leader_elect: Option<LeaderElectConfig>,
+    /// Absent: KubeFed's gates and defaults. A list that leaves a gate out is stored as
+    /// written; the missing gate takes its default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = [
+        {"name": "PushReconciler", "configuration": "Enabled"},
+        {"name": "RawResourceStatusCollection", "configuration": "Disabled"},
+        {"name": "SchedulerPreferences", "configuration": "Enabled"}
+    ]))]
     pub feature_gates: Vec<FeatureGatesConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = {}))]
     pub cluster_health_check: Option<ClusterHealthCheckConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = {}))]
     pub sync_controller: Option<SyncControllerConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = {}))]
     pub status_controller: Option<StatusControllerConfig>,
 }
 
@@ -306,10 +335,10 @@ pub struct KubeFedConfigSpec {
 #[serde(rename_all = "camelCase")]
 pub struct DurationConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(GO_DURATION))]
+    #[schemars(pattern(GO_DURATION), extend("default" = "20s"))]
     pub available_delay: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(GO_DURATION))]
+    #[schemars(pattern(GO_DURATION), extend("default" = "1m0s"))]
     pub unavailable_delay: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(GO_DURATION))]
@@ -320,17 +349,18 @@ pub struct DurationConfig {
 #[serde(rename_all = "camelCase")]
 pub struct LeaderElectConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(GO_DURATION))]
+    #[schemars(pattern(GO_DURATION), extend("default" = "15s"))]
     pub lease_duration: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(GO_DURATION))]
+    #[schemars(pattern(GO_DURATION), extend("default" = "10s"))]
     pub renew_deadline: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(GO_DURATION))]
+    #[schemars(pattern(GO_DURATION), extend("default" = "5s"))]
     pub retry_period: Option<String>,
     /// KubeFed's lock kinds are accepted for compatibility; this implementation always
-    /// locks with a `coordination.k8s.io` Lease (see docs/compatibility.md).
+    /// locks with a `coordination.k8s.io` Lease (docs/api.md), so the default is `leases`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "leases"))]
     pub resource_lock: Option<ResourceLockType>,
 }
 
@@ -361,26 +391,28 @@ pub enum ConfigurationMode {
 #[serde(rename_all = "camelCase")]
 pub struct ClusterHealthCheckConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(GO_DURATION))]
+    #[schemars(pattern(GO_DURATION), extend("default" = "10s"))]
     pub period: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1), extend("default" = 3))]
     pub failure_threshold: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1), extend("default" = 1))]
     pub success_threshold: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(GO_DURATION))]
+    #[schemars(pattern(GO_DURATION), extend("default" = "3s"))]
     pub timeout: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncControllerConfig {
+    /// Reconciles at once per controller. The default is 8, not KubeFed's 1 (docs/api.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1), extend("default" = 8))]
     pub max_concurrent_reconciles: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "Enabled"))]
     pub adopt_resources: Option<ResourceAdoption>,
 }
 
@@ -393,8 +425,9 @@ pub enum ResourceAdoption {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusControllerConfig {
+    /// Accepted for compatibility (remote status is collected by the sync controllers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1), extend("default" = 1))]
     pub max_concurrent_reconciles: Option<i64>,
 }
 

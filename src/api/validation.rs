@@ -21,6 +21,15 @@ pub const DNS_NAME_MAX: u32 = 253;
 /// Largest TTL a resolver must honour (RFC 2181 §8: 2^31 - 1).
 pub const TTL_MAX: i64 = 2_147_483_647;
 
+/// An RFC 1035 label (a resource's version and plural name, as KubeFed validates them).
+pub const DNS_1035_LABEL: &str = r"^[a-z]([-a-z0-9]*[a-z0-9])?$";
+
+/// A kind: an RFC 1035 label once lower-cased (KubeFed's check).
+pub const API_KIND: &str = r"^[A-Za-z]([-A-Za-z0-9]*[A-Za-z0-9])?$";
+
+/// An API group: empty (the core group) or an RFC 1123 subdomain.
+pub const API_GROUP: &str = r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
 /// A Go `time.Duration` string as `metav1.Duration` accepts it (`10s`, `1m30s`, `500ms`).
 pub const GO_DURATION: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
 
