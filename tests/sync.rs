@@ -262,6 +262,78 @@ async fn seed_000_walkthrough_propagates_and_reports() {
     })
     .await;
 
+    // Field ownership (docs/sync.md): a member-side change to a field the template sets
+    // is reverted; a field the template does not set is the member's and stays.
+    let c3 = Api::<Deployment>::namespaced(common::client("cluster3").await, "stars");
+    c3.patch(
+        "federated-xwings",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"labels": {"member-tool": "yes"}}, "spec": {"replicas": 9}}),
+        ),
+    )
+    .await
+    .unwrap();
+    common::eventually(t, "the member-side replicas reverted", || async {
+        (replicas("cluster3", "federated-xwings").await? == 1).then_some(())
+    })
+    .await;
+    let labels = c3
+        .get("federated-xwings")
+        .await
+        .unwrap()
+        .metadata
+        .labels
+        .unwrap_or_default();
+    assert_eq!(labels.get("member-tool").map(String::as_str), Some("yes"));
+    // A label removed from the template is removed from the members.
+    let mut labelled = deployment(
+        "federated-xwings",
+        1,
+        &["cluster2", "cluster3"],
+        overrides.clone(),
+    );
+    labelled["spec"]["template"]["metadata"]["labels"]["tier"] = json!("front");
+    fdeps
+        .patch("federated-xwings", &apply(), &Patch::Apply(labelled))
+        .await
+        .unwrap();
+    let label = |l: &'static str| {
+        let c3 = c3.clone();
+        async move {
+            c3.get("federated-xwings")
+                .await
+                .ok()?
+                .metadata
+                .labels
+                .unwrap_or_default()
+                .get(l)
+                .cloned()
+        }
+    };
+    common::eventually(t, "the template's label in cluster3", || async {
+        label("tier").await.filter(|v| v == "front").map(|_| ())
+    })
+    .await;
+    fdeps
+        .patch(
+            "federated-xwings",
+            &apply(),
+            &Patch::Apply(deployment(
+                "federated-xwings",
+                1,
+                &["cluster2", "cluster3"],
+                overrides.clone(),
+            )),
+        )
+        .await
+        .unwrap();
+    common::eventually(t, "the label gone with the template's", || async {
+        label("tier").await.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(label("member-tool").await.as_deref(), Some("yes"));
+
     // An update propagates; the override still wins on cluster2.
     fdeps
         .patch(
@@ -350,6 +422,41 @@ async fn seed_000_walkthrough_propagates_and_reports() {
         .unwrap();
     common::eventually(t, "cluster3 OK again", || async {
         (cluster_status(&fsvcs, "federated-antenna", "cluster3").await? == "OK").then_some(())
+    })
+    .await;
+
+    // Raw status collection: the type asks for it, the member objects' status shows up in
+    // the federated object's status, and follows it.
+    let ftcs: Api<api::core::FederatedTypeConfig> = Api::namespaced(host.clone(), NS);
+    ftcs.patch(
+        "services",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"statusCollection": "Enabled"}})),
+    )
+    .await
+    .unwrap();
+    for (c, ip) in [("cluster2", "192.0.2.2"), ("cluster3", "192.0.2.3")] {
+        Api::<Service>::namespaced(common::client(c).await, "stars")
+            .patch_status(
+                "federated-antenna",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"conditions": [{"type": "Probed", "status": "True",
+                    "reason": "Seen", "message": ip, "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})),
+            )
+            .await
+            .unwrap();
+    }
+    common::eventually(t, "remoteStatus of both members", || async {
+        let o = fsvcs.get_opt("federated-antenna").await.ok()??;
+        let cs = o.data["status"]["clusters"].as_array()?.clone();
+        let ip = |c: &str| {
+            cs.iter().find(|x| x["name"] == c).and_then(|x| {
+                x["remoteStatus"]["conditions"][0]["message"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+        };
+        (ip("cluster2")? == "192.0.2.2" && ip("cluster3")? == "192.0.2.3").then_some(())
     })
     .await;
 

@@ -1,5 +1,5 @@
 //! The core sync engine: which clusters a `Federated<Kind>` goes to, what object each of
-//! them gets, which member-owned fields survive an update, how a
+//! them gets and which of its fields are the federation's, how a
 //! ReplicaSchedulingPreference spreads replicas and how a type is enabled (the pure
 //! rules), and the controllers that apply them (`supervisor`, `sync`, `rsp`).
 //!
@@ -10,9 +10,9 @@
 //!        │                                  (+ FederatedNamespace, readiness split)
 //!        ├─spec.overrides──► overrides::overrides_by_cluster ──► [ClusterOverride]
 //!        │                                                          │
-//!        └─spec.template──► desired::desired_object(fed, target, overrides, member obj)
-//!                               template → identity → retain::retain_cluster_fields
-//!                               → overrides::apply_overrides → managed label
+//!        └─spec.template──► desired::applied_object(fed, target, overrides, member obj)
+//!                               template → identity → overrides::apply_overrides
+//!                               → managed label → digest (server-side apply)
 //!                                                          │
 //!                                    sync: create / update / delete in each member,
 //!                                    status::PropagationStatus on the federated object
@@ -25,7 +25,7 @@
 //!  `kubefed federate`       ──► federate (object → Federated<Kind>)
 //! ```
 //!
-//! The rules (`placement`, `overrides`, `desired`, `retain`, `scheduling`, `status`,
+//! The rules (`placement`, `overrides`, `desired`, `scheduling`, `status`,
 //! `typeconfig`, `federate`) are pure: borrowed JSON in, values or a `thiserror` error
 //! out; no client, no clock (`now` is passed in). The controllers read only the host
 //! index and the registry's member stores and run on `crate::kube::controller`; the CLI
@@ -36,7 +36,6 @@ pub mod desired;
 pub mod federate;
 pub mod overrides;
 pub mod placement;
-pub mod retain;
 pub mod rsp;
 pub mod scheduling;
 pub mod status;

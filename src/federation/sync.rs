@@ -38,7 +38,6 @@ use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::{
     Api, ApiResource as KubeApiResource, DeleteParams, DynamicObject, Patch, PatchParams,
-    PostParams,
 };
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KEvent, EventType, Recorder};
@@ -49,11 +48,15 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::desired::{MANAGED_LABEL, desired_object, is_explicitly_unmanaged};
+use super::desired::{
+    MANAGED_LABEL, SYNC_FIELD_MANAGER, applied_object, is_explicitly_unmanaged, needs_apply,
+};
 use super::overrides::overrides_by_cluster;
 use super::placement::{ClusterInfo, namespaced_selected_clusters, selected_clusters};
 use super::status::{self, ClusterStatus, PropagationStatus};
-use crate::api::core::{ApiResource, FederatedTypeConfig, ResourceAdoption, ResourceScope};
+use crate::api::core::{
+    ApiResource, FederatedTypeConfig, ResourceAdoption, ResourceScope, StatusCollectionMode,
+};
 use crate::cluster::registry::{ClusterRegistry, Member, RegistryEvent};
 use crate::host::{FederatedChange, HostIndex};
 use crate::kube::controller::{self, ControllerError, ControllerMetrics, Retry, Spec, Trigger};
@@ -179,6 +182,8 @@ pub struct TypeSync {
     registry: Arc<ClusterRegistry>,
     target: ApiResource,
     federated: ApiResource,
+    /// `statusCollection: Enabled`: member objects' status goes into `remoteStatus`.
+    collect_status: bool,
     recorder: Recorder,
     metrics: SyncMetrics,
     unsynced_since: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
@@ -214,6 +219,7 @@ pub async fn run(
         registry: registry.clone(),
         target: target.clone(),
         federated: federated.clone(),
+        collect_status: ftc.spec.status_collection == Some(StatusCollectionMode::Enabled),
         recorder,
         metrics,
         unsynced_since: Default::default(),
@@ -676,8 +682,8 @@ impl TypeSync {
                 return ClusterResult::report(&c.name, "AlreadyExists", Next::Done);
             }
         }
-        let desired =
-            match desired_object(fed_value, &self.target, &overrides, existing_value.as_ref()) {
+        let applied =
+            match applied_object(fed_value, &self.target, &overrides, existing_value.as_ref()) {
                 Ok(d) => d.object,
                 Err(e) => {
                     return ClusterResult {
@@ -690,74 +696,55 @@ impl TypeSync {
                     };
                 }
             };
-        let api = self.member_api(&member, &ns);
-        let obj: DynamicObject = match serde_json::from_value(desired.clone()) {
-            Ok(o) => o,
-            Err(e) => {
-                return ClusterResult {
-                    status: Some(ClusterStatus::with_message(
-                        &c.name,
-                        "ComputeResourceFailed",
-                        &e.to_string(),
-                    )),
-                    next: Next::Done,
-                };
-            }
+        let (op, event, failed) = match &existing_value {
+            None => ("create", "CreateInClusterFailed", "CreationFailed"),
+            Some(_) => ("update", "UpdateInClusterFailed", "UpdateFailed"),
         };
-        match &existing_value {
-            None => match api.create(&PostParams::default(), &obj).await {
+        if existing_value
+            .as_ref()
+            .is_none_or(|ev| needs_apply(&applied, ev))
+        {
+            // Server-side apply, forced: the fields the federated object sets are ours;
+            // everything else in the member object is left to whoever set it.
+            let pp = PatchParams::apply(SYNC_FIELD_MANAGER).force();
+            match self
+                .member_api(&member, &ns)
+                .patch(&name, &pp, &Patch::Apply(&applied))
+                .await
+            {
                 Ok(_) => {
-                    self.count(&c.name, "create", true);
-                    info!(cluster = %c.name, namespace = %ns, name = %name, "target created");
-                }
-                // The store has not seen it yet: its event brings the next reconcile.
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    self.count(&c.name, "create", false);
-                    return ClusterResult::report(&c.name, "CreationFailed", Next::Soon);
+                    self.count(&c.name, op, true);
+                    info!(cluster = %c.name, namespace = %ns, name = %name, "target {op}d");
                 }
                 Err(e) => {
-                    self.count(&c.name, "create", false);
+                    self.count(&c.name, op, false);
                     let msg = api_message(&e);
-                    warn!(cluster = %c.name, namespace = %ns, name = %name, error = %msg, "creating the target");
+                    warn!(cluster = %c.name, namespace = %ns, name = %name, error = %msg, "applying the target ({op})");
+                    let verb = if op == "create" {
+                        "creating"
+                    } else {
+                        "updating"
+                    };
                     self.event(
                         fed,
                         EventType::Warning,
-                        "CreateInClusterFailed",
-                        format!("creating in cluster {}: {msg}", c.name),
+                        event,
+                        format!("{verb} in cluster {}: {msg}", c.name),
                     )
                     .await;
-                    return ClusterResult::failed(&c.name, "CreationFailed", &msg);
-                }
-            },
-            Some(ev) if !status::is_subset(&desired, ev) => {
-                match api.replace(&name, &PostParams::default(), &obj).await {
-                    Ok(_) => {
-                        self.count(&c.name, "update", true);
-                        info!(cluster = %c.name, namespace = %ns, name = %name, "target updated");
-                    }
-                    // Changed meanwhile: the store brings the new version.
-                    Err(kube::Error::Api(s)) if s.code == 409 => {
-                        self.count(&c.name, "update", false);
-                        return ClusterResult::report(&c.name, "UpdateFailed", Next::Soon);
-                    }
-                    Err(e) => {
-                        self.count(&c.name, "update", false);
-                        let msg = api_message(&e);
-                        warn!(cluster = %c.name, namespace = %ns, name = %name, error = %msg, "updating the target");
-                        self.event(
-                            fed,
-                            EventType::Warning,
-                            "UpdateInClusterFailed",
-                            format!("updating in cluster {}: {msg}", c.name),
-                        )
-                        .await;
-                        return ClusterResult::failed(&c.name, "UpdateFailed", &msg);
-                    }
+                    return ClusterResult::failed(&c.name, failed, &msg);
                 }
             }
-            Some(_) => {}
         }
-        ClusterResult::report(&c.name, "OK", Next::Done)
+        let mut ok = ClusterResult::report(&c.name, "OK", Next::Done);
+        if self.collect_status
+            && let (Some(ev), Some(st)) = (&existing_value, ok.status.as_mut())
+        {
+            // What the member last reported; its next change is a member event, which
+            // brings the next reconcile.
+            st.remote_status = ev.get("status").filter(|s| !s.is_null()).cloned();
+        }
+        ok
     }
 
     /// A member object as JSON, with the `apiVersion` and `kind` that objects from a list
