@@ -394,6 +394,69 @@ async fn seed_000_walkthrough_propagates_and_reports() {
     })
     .await;
 
+    // With rebalance, a cluster whose pods stay unschedulable is full at what it runs:
+    // cluster3 runs 4 of its 6 and two pods have been unschedulable for two minutes
+    // (what its scheduler and deployment controller would report). As in KubeFed, the 5
+    // that do not fit there go to cluster2, and cluster3 keeps asking for its 2 overflow
+    // replicas on top of the 4 (so they run once room appears): 5 and 6.
+    rsp.patch(
+        "scheduled",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"rebalance": true}})),
+    )
+    .await
+    .unwrap();
+    let c3 = common::client("cluster3").await;
+    Api::<Deployment>::namespaced(c3.clone(), "stars")
+        .patch_status(
+            "scheduled",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 6, "readyReplicas": 4}})),
+        )
+        .await
+        .unwrap();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(c3.clone(), "stars");
+    let since = (k8s_openapi::jiff::Timestamp::now()
+        - k8s_openapi::jiff::SignedDuration::from_secs(120))
+    .strftime("%Y-%m-%dT%H:%M:%SZ")
+    .to_string();
+    for i in 0..2 {
+        let name = format!("scheduled-unschedulable-{i}");
+        pods.patch(
+            &name,
+            &apply(),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "stars", "labels": {"app": "httpbin"}},
+            "spec": {"containers": [{"name": "c", "image": "pause"}]}})),
+        )
+        .await
+        .unwrap();
+        pods.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                            "message": "0/1 nodes are available", "lastTransitionTime": since}]}})),
+        )
+        .await
+        .unwrap();
+    }
+    common::eventually(t, "replicas moved off the full cluster", || async {
+        (replicas("cluster2", "scheduled").await? == 5
+            && replicas("cluster3", "scheduled").await? == 6)
+            .then_some(())
+    })
+    .await;
+    for i in 0..2 {
+        pods.delete(
+            &format!("scheduled-unschedulable-{i}"),
+            &DeleteParams::default(),
+        )
+        .await
+        .unwrap();
+    }
+
     // A selected cluster that is not Ready: ClusterNotReady, and its copy is left as is.
     common::federation()
         .fed

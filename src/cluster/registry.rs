@@ -181,20 +181,28 @@ impl ClusterRegistry {
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
-        let kind = K::kind(&()).to_string();
+        self.watch_kind_with::<K>(None)
+    }
+
+    /// [`Self::watch_kind`] with a field selector (see [`Self::store_with`]).
+    pub fn watch_kind_with<K>(self: &Arc<Self>, fields: Option<&'static str>)
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let kind = format!("{}?{}", K::kind(&()), fields.unwrap_or_default());
         let members: Vec<String> = {
             let mut inner = self.inner.lock().unwrap();
             if inner.typed.iter().any(|(k, _)| *k == kind) {
                 return;
             }
-            let start: Starter = Arc::new(|r: &Arc<ClusterRegistry>, c: &str| {
-                let _ = r.store::<K>(c);
+            let start: Starter = Arc::new(move |r: &Arc<ClusterRegistry>, c: &str| {
+                let _ = r.store_with::<K>(c, fields);
             });
             inner.typed.push((kind, start));
             inner.members.keys().cloned().collect()
         };
         for m in members {
-            let _ = self.store::<K>(&m);
+            let _ = self.store_with::<K>(&m, fields);
         }
     }
 
@@ -228,7 +236,19 @@ impl ClusterRegistry {
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
-        let kind = K::kind(&()).to_string();
+        self.store_with::<K>(cluster, None)
+    }
+
+    /// [`Self::store`] of only the objects that match a field selector (the Pending pods
+    /// replica scheduling reads). Its events carry the kind `<Kind>?<fields>`.
+    pub fn store_with<K>(self: &Arc<Self>, cluster: &str, fields: Option<&str>) -> Option<Store<K>>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let kind = match fields {
+            None => K::kind(&()).to_string(),
+            Some(f) => format!("{}?{f}", K::kind(&())),
+        };
         let mut inner = self.inner.lock().unwrap();
         let entry = inner.members.get_mut(cluster)?;
         if let Some(s) = entry.stores.get(&kind) {
@@ -246,12 +266,17 @@ impl ClusterRegistry {
         let member = entry.member.clone();
         let span = info_span!("member_watch", cluster = %cluster, kind = %kind);
         let api: Api<K> = Api::all(member.client.clone());
+        let mut cfg = watcher::Config::default();
+        if let Some(f) = fields {
+            cfg = cfg.fields(f);
+        }
         tokio::spawn(
             member_watch(
                 Arc::downgrade(self),
                 member.name.clone(),
                 kind,
                 api,
+                cfg,
                 writer,
                 cancel,
             )
@@ -293,6 +318,7 @@ impl ClusterRegistry {
                 member.name.clone(),
                 ar.kind.clone(),
                 api,
+                watcher::Config::default(),
                 writer,
                 cancel,
             )
@@ -493,13 +519,14 @@ async fn member_watch<K>(
     cluster: String,
     kind: String,
     api: Api<K>,
+    cfg: watcher::Config,
     writer: Writer<K>,
     cancel: CancellationToken,
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Clone + Eq + Hash + Send + Sync,
 {
-    let stream = watcher::watcher(api, watcher::Config::default()).backoff(backoff());
+    let stream = watcher::watcher(api, cfg).backoff(backoff());
     let mut stream = std::pin::pin!(reflector::reflector(writer, stream));
     let mut failing = false;
     loop {

@@ -8,9 +8,17 @@
 //! It reads the federated object from the host index (never by GET) and reacts to the
 //! preference, the federated object and every KubeFedCluster change, so replicas move
 //! off a cluster that goes offline and back when it returns.
+//!
+//! Capacity: each member's Pending pods are watched (one field-selected store per member);
+//! a member whose pods of the target have been unschedulable for over a minute counts as
+//! full at what it runs, so with `rebalance: true` the rest moves to the others, as in
+//! KubeFed. Pods still pending for less than that bring a re-check when the minute is up.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
 
 use futures::StreamExt;
 use kube::ResourceExt;
@@ -22,10 +30,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::overrides::OverrideError;
+use super::placement::LabelSelector;
 use super::placement::{ClusterInfo, Placement, PlacementError};
-use super::scheduling::{apply_schedule, replica_state, schedule};
+use super::scheduling::{UNSCHEDULABLE_THRESHOLD_SECS, apply_schedule, replica_state, schedule};
 use crate::api::scheduling::ReplicaSchedulingPreference;
-use crate::cluster::registry::ClusterRegistry;
+use crate::cluster::registry::{ClusterRegistry, RegistryEvent};
 use crate::host::{FederatedChange, HostIndex};
 use crate::kube::controller::{self, ControllerError, ControllerMetrics, Retry, Spec, Trigger};
 
@@ -77,6 +86,23 @@ pub async fn run(
     controller_metrics: ControllerMetrics,
     cancel: CancellationToken,
 ) {
+    registry.watch_kind_with::<Pod>(Some(PENDING_PODS));
+    // A member's pending pods concern every preference of their namespace.
+    let rsps = index.rsps.store();
+    let pod_kind = format!("Pod?{PENDING_PODS}");
+    let pods = registry.triggers(move |e| match e {
+        RegistryEvent::Object {
+            kind, namespace, ..
+        } if *kind == pod_kind => rsps
+            .state()
+            .iter()
+            .filter(|r| r.namespace() == *namespace)
+            .map(|r| Trigger::One(ObjectRef::from_obj(&**r)))
+            .collect(),
+        RegistryEvent::Relisted { kind, .. } if *kind == pod_kind => vec![Trigger::All],
+        RegistryEvent::Connected(_) | RegistryEvent::Removed(_) => vec![Trigger::All],
+        _ => vec![],
+    });
     // A preference has the name of its federated object.
     let federated = index
         .federated_changes()
@@ -98,6 +124,7 @@ pub async fn run(
             controller::all_on_change(&index.clusters),
             controller::all_on_change(&index.type_configs),
             federated,
+            pods,
         ],
         concurrency: 0,
     };
@@ -166,26 +193,44 @@ async fn reconcile(rsp: &ReplicaSchedulingPreference, ctx: &Ctx) -> Result<Actio
             Placement::from_value(fed_value["spec"].get("placement"))?.select(&infos, true)?;
         ready.retain(|c| selected.contains(c));
     }
-    // What the members run now, so that rebalancing moves as little as possible. A member
-    // store that has not listed yet contributes nothing rather than "no replicas".
+    // What the members run now, so that rebalancing moves as little as possible, and
+    // where pods do not fit. A member store that has not listed yet contributes nothing
+    // rather than "no replicas".
     let target_ar = ftc.spec.target_type.to_dynamic();
     let now =
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
     let mut current = BTreeMap::new();
+    let mut capacity = BTreeMap::new();
+    let mut recheck = false;
     for c in &ready {
-        if let Some(store) = ctx.registry.dyn_store(c, &target_ar)
-            && futures::FutureExt::now_or_never(store.wait_until_ready()).is_some()
-            && let Some(obj) = store.get(&ObjectRef::new_with(&name, target_ar.clone()).within(&ns))
+        let Some(store) = ctx.registry.dyn_store(c, &target_ar).filter(|s| listed(s)) else {
+            continue;
+        };
+        let Some(obj) = store.get(&ObjectRef::new_with(&name, target_ar.clone()).within(&ns))
+        else {
+            continue;
+        };
+        let v = serde_json::to_value(&*obj).map_err(RspError::Invalid)?;
+        let pods = match ctx
+            .registry
+            .store_with::<Pod>(c, Some(PENDING_PODS))
+            .filter(|s| listed(s))
         {
-            let v = serde_json::to_value(&*obj).map_err(RspError::Invalid)?;
-            current.insert(c.clone(), replica_state(&v, &[], &now).current);
+            Some(pending) => pods_of(&v, &pending.state(), &ns),
+            None => vec![],
+        };
+        let state = replica_state(&v, &pods, &now);
+        current.insert(c.clone(), state.current);
+        if let Some(cap) = state.capacity {
+            capacity.insert(c.clone(), cap);
         }
+        recheck |= state.recheck;
     }
     let result = schedule(
         &rsp.spec,
         &ready,
         &current,
-        &BTreeMap::new(),
+        &capacity,
         &format!("{ns}/{name}"),
     );
     if apply_schedule(&mut fed_value, &result)? {
@@ -198,5 +243,41 @@ async fn reconcile(rsp: &ReplicaSchedulingPreference, ctx: &Ctx) -> Result<Actio
             .map_err(RspError::Write)?;
         info!(namespace = %ns, name = %name, schedule = ?result, "replicas scheduled");
     }
-    Ok(Action::await_change())
+    Ok(if recheck {
+        // Some pods are unschedulable, not yet for a minute: look again when it is up.
+        Action::requeue(Duration::from_secs(UNSCHEDULABLE_THRESHOLD_SECS as u64 + 1))
+    } else {
+        Action::await_change()
+    })
+}
+
+/// A member store that has listed once.
+fn listed<K: Clone + kube::Resource + 'static>(s: &kube::runtime::reflector::Store<K>) -> bool
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    futures::FutureExt::now_or_never(s.wait_until_ready()).is_some()
+}
+
+/// The field selector of the member pod stores: only pending pods can be unschedulable.
+const PENDING_PODS: &str = "status.phase=Pending";
+
+/// The pods of `ns` that the member object's `spec.selector` selects (none when it has no
+/// valid selector: a broken selector must not make a cluster look full).
+fn pods_of(obj: &serde_json::Value, pods: &[Arc<Pod>], ns: &str) -> Vec<Pod> {
+    let Ok(selector) = serde_json::from_value::<LabelSelector>(obj["spec"]["selector"].clone())
+    else {
+        return vec![];
+    };
+    if selector.match_labels.is_empty() && selector.match_expressions.is_empty() {
+        return vec![];
+    }
+    pods.iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+        .filter(|p| {
+            let labels = p.metadata.labels.clone().unwrap_or_default();
+            selector.matches(&labels).unwrap_or(false)
+        })
+        .map(|p| (**p).clone())
+        .collect()
 }

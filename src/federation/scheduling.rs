@@ -244,8 +244,9 @@ pub struct ReplicaState {
 /// How long a pod must be unschedulable before the cluster's capacity counts as reached.
 pub const UNSCHEDULABLE_THRESHOLD_SECS: i64 = 60;
 
-/// The state of a member object (`spec.replicas`, `status.readyReplicas`); `pods` (those
-/// matching its selector) are only consulted when the two differ.
+/// The state of a member object (`spec.replicas`, `status.readyReplicas`); `pods` (its
+/// pods that are not running: the member's Pending pods matching its selector) are only
+/// consulted when the two differ, to tell whether the cluster has run out of room.
 pub fn replica_state(obj: &Value, pods: &[Pod], now: &Time) -> ReplicaState {
     let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(0);
     let ready = obj["status"]["readyReplicas"].as_i64().unwrap_or(0);
@@ -255,19 +256,15 @@ pub fn replica_state(obj: &Value, pods: &[Pod], now: &Time) -> ReplicaState {
             ..Default::default()
         };
     }
-    let mut running_ready = 0;
     let mut unschedulable_now = 0;
     let mut unschedulable = 0;
     for pod in pods {
         let Some(status) = &pod.status else { continue };
-        let running = status.phase.as_deref() == Some("Running");
+        if status.phase.as_deref() == Some("Running") {
+            continue;
+        }
         for c in status.conditions.iter().flatten() {
-            // KubeFed counts a Running pod with any Ready condition; only a True one is
-            // ready.
-            if running && c.type_ == "Ready" && c.status == "True" {
-                running_ready += 1;
-            } else if !running
-                && c.type_ == "PodScheduled"
+            if c.type_ == "PodScheduled"
                 && c.status == "False"
                 && c.reason.as_deref() == Some("Unschedulable")
             {
@@ -280,7 +277,7 @@ pub fn replica_state(obj: &Value, pods: &[Pod], now: &Time) -> ReplicaState {
         }
     }
     ReplicaState {
-        current: running_ready,
+        current: ready,
         capacity: (unschedulable > 0).then_some(replicas - unschedulable),
         recheck: unschedulable_now != unschedulable,
     }
