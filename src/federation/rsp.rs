@@ -203,7 +203,7 @@ async fn reconcile(rsp: &ReplicaSchedulingPreference, ctx: &Ctx) -> Result<Actio
     let mut capacity = BTreeMap::new();
     let mut recheck = false;
     for c in &ready {
-        let Some(store) = ctx.registry.dyn_store(c, &target_ar).filter(|s| listed(s)) else {
+        let Some(store) = ctx.registry.dyn_store(c, &target_ar).filter(listed) else {
             continue;
         };
         let Some(obj) = store.get(&ObjectRef::new_with(&name, target_ar.clone()).within(&ns))
@@ -214,7 +214,7 @@ async fn reconcile(rsp: &ReplicaSchedulingPreference, ctx: &Ctx) -> Result<Actio
         let pods = match ctx
             .registry
             .store_with::<Pod>(c, Some(PENDING_PODS))
-            .filter(|s| listed(s))
+            .filter(listed)
         {
             Some(pending) => pods_of(&v, &pending.state(), &ns),
             None => vec![],
