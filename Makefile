@@ -102,3 +102,16 @@ peers-externaldns: deps
 # + kubefed dns-server vs ExternalDNS + CoreDNS, one run.
 bench-propagation: deps bins peers-dns peers-externaldns
 	BIN=$(BIN) bash tests/bench/propagation.sh
+
+# --- scale (issue 16) ---
+.PHONY: peers-kubefed-go bench-scale
+
+# KubeFed v0.6.1's controller-manager (Go 1.16 from the module proxy) into .cache/bin.
+peers-kubefed-go: deps
+	@BIN=$(BIN) CACHE=$(CACHE) bash tests/peers/build-kubefed-go.sh
+
+# Scale benchmark (docs/benchmarks.md, "Scale"): ours and KubeFed v0.6.1, side by side.
+# Knobs: BENCH_MEMBERS, BENCH_SERVICES (a list), BENCH_FEDS, BENCH_CONTROLLERS,
+# BENCH_STEADY_S, BENCH_CHANGES, BENCH_CSV (see tests/scale.rs).
+bench-scale: deps bins peers-kubefed-go
+	GOPATH=$(CACHE)/go $(CARGO) test --release --test scale -- --ignored --nocapture

@@ -126,6 +126,26 @@ impl HostIndex {
         )
     }
 
+    /// Joined clusters whose health the prober has not reported yet (no `Ready`
+    /// condition): just joined, or the first probe of a fresh control plane is under way.
+    /// Controllers wait briefly for them rather than publish a state that the first
+    /// probe is about to change (which would cost every record a second write).
+    pub fn clusters_of_unknown_health(&self) -> Vec<String> {
+        self.clusters
+            .store()
+            .state()
+            .iter()
+            .filter(|c| {
+                c.status.as_ref().is_none_or(|s| {
+                    !s.conditions
+                        .iter()
+                        .any(|c| c.type_ == crate::api::core::cluster_condition::READY)
+                })
+            })
+            .map(|c| c.metadata.name.clone().unwrap_or_default())
+            .collect()
+    }
+
     /// The shared store of a federated type, started on first use.
     pub fn federated(&self, ar: &ApiResource) -> Shared<DynamicObject> {
         let key = type_key(ar);

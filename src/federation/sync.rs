@@ -470,6 +470,17 @@ impl TypeSync {
             // The update comes back through the watch.
             return Ok(Action::await_change());
         }
+        // A cold start waits (briefly) for the first probe of every cluster, so that the
+        // status is written once, not once for "not Ready yet" and again.
+        for c in self.index.clusters_of_unknown_health() {
+            let mut since = self.unsynced_since.lock().unwrap();
+            let first = *since
+                .entry(format!("health/{c}"))
+                .or_insert_with(Instant::now);
+            if first.elapsed() < MEMBER_SYNC_GRACE {
+                return Err(SyncError::NotSynced(format!("the health of cluster {c}")));
+            }
+        }
         let adopt = match self.index.kubefed_config() {
             None => return Err(SyncError::NotSynced("the KubeFedConfig".into())),
             Some(c) => {

@@ -113,6 +113,8 @@ impl DnsControllerMetrics {
 
 #[derive(Debug, Error)]
 pub enum DnsError {
+    #[error("the health of cluster {0} is not known yet")]
+    HealthUnknown(String),
     #[error("member {cluster} has not listed its {kind}s yet")]
     MemberNotSynced { cluster: String, kind: String },
     #[error("writing the status: {0}")]
@@ -130,6 +132,7 @@ pub enum DnsError {
 impl ControllerError for DnsError {
     fn reason(&self) -> &'static str {
         match self {
+            DnsError::HealthUnknown(_) => "HealthUnknown",
             DnsError::MemberNotSynced { .. } => "MemberNotSynced",
             DnsError::WriteStatus(_) => "WriteStatus",
             DnsError::Publish(_) => "Publish",
@@ -138,7 +141,7 @@ impl ControllerError for DnsError {
     }
     fn retry(&self) -> Retry {
         match self {
-            DnsError::MemberNotSynced { .. } => Retry::Soon,
+            DnsError::MemberNotSynced { .. } | DnsError::HealthUnknown(_) => Retry::Soon,
             _ => Retry::Backoff,
         }
     }
@@ -425,6 +428,21 @@ impl Ctx {
         self.externaldns_crd.swap(present, Ordering::AcqRel) != present
     }
 
+    /// Waits (for at most `MEMBER_SYNC_GRACE` per cluster) until every joined cluster's
+    /// health is known, so that a cold start publishes each record once.
+    fn health_known(&self) -> Result<(), DnsError> {
+        for c in self.index.clusters_of_unknown_health() {
+            let mut since = self.unsynced_since.lock().unwrap();
+            let first = *since
+                .entry(format!("health/{c}"))
+                .or_insert_with(Instant::now);
+            if first.elapsed() < MEMBER_SYNC_GRACE {
+                return Err(DnsError::HealthUnknown(c));
+            }
+        }
+        Ok(())
+    }
+
     /// Readiness, region and zones of every joined cluster, from the stored status.
     fn clusters(&self) -> Vec<(String, bool, Option<String>, Vec<String>)> {
         let mut out: Vec<_> = self
@@ -483,6 +501,7 @@ impl Ctx {
         if rec.metadata.deletion_timestamp.is_some() {
             return Ok(Action::await_change());
         }
+        self.health_known()?;
         let ns = rec.namespace().unwrap_or_default();
         let name = rec.name_any();
         let domain = self
@@ -581,6 +600,7 @@ impl Ctx {
         if rec.metadata.deletion_timestamp.is_some() {
             return Ok(Action::await_change());
         }
+        self.health_known()?;
         let ns = rec.namespace().unwrap_or_default();
         let name = rec.name_any();
         let mut members = Vec::new();
