@@ -51,6 +51,7 @@ use crate::federation::sync::SyncMetrics;
 use crate::federation::{rsp, supervisor};
 use crate::host::HostIndex;
 use crate::kube::controller::ControllerMetrics;
+use crate::kube::ratelimit::RateLimitLayer;
 
 pub use crate::host::KUBEFED_CONFIG_NAME;
 
@@ -77,26 +78,49 @@ pub struct Options {
     pub dns_listen: Option<SocketAddr>,
     /// Zones the embedded server answers besides the Domains' zones.
     pub dns_zones: Vec<String>,
+    /// Requests per second to the host by the controllers (0: no limit), and the burst.
+    pub kube_api_qps: u32,
+    pub kube_api_burst: u32,
 }
 
-/// Host clients: one for watches (long polls; a watch silent for `WATCH_READ_TIMEOUT` is
-/// restarted), one whose every request is bounded by
-/// [`REQUEST_TIMEOUT`] for reads and writes, so a host that stops answering fails
-/// requests instead of holding reconciles and the lease renewal for minutes.
+/// The host clients of the controller-manager.
+pub struct HostClients {
+    /// Watches (long polls; a watch silent for `WATCH_READ_TIMEOUT` is restarted).
+    pub watch: kube::Client,
+    /// The controllers' reads and writes: every request bounded by [`REQUEST_TIMEOUT`],
+    /// so a host that stops answering fails requests instead of holding reconciles, and
+    /// limited to `--kube-api-qps`/`--kube-api-burst`.
+    pub request: kube::Client,
+    /// The lease: bounded like `request`, never rate-limited, so a busy controller does
+    /// not delay a renewal.
+    pub lease: kube::Client,
+}
+
 pub async fn host_clients(
     kubeconfig: Option<&PathBuf>,
     context: Option<&str>,
-) -> anyhow::Result<(kube::Client, kube::Client)> {
+    qps: u32,
+    burst: u32,
+) -> anyhow::Result<HostClients> {
     let config = host_config(kubeconfig, context).await?;
     let mut watch = config.clone();
     watch.connect_timeout = Some(REQUEST_TIMEOUT);
     watch.read_timeout = Some(WATCH_READ_TIMEOUT);
-    let watch = kube::Client::try_from(watch)?;
     let mut bounded = config;
     bounded.connect_timeout = Some(REQUEST_TIMEOUT);
     bounded.read_timeout = Some(REQUEST_TIMEOUT);
     bounded.write_timeout = Some(REQUEST_TIMEOUT);
-    Ok((watch, kube::Client::try_from(bounded)?))
+    let request = match RateLimitLayer::new(qps, burst) {
+        Some(layer) => kube::client::ClientBuilder::try_from(bounded.clone())?
+            .with_layer(&layer)
+            .build(),
+        None => kube::Client::try_from(bounded.clone())?,
+    };
+    Ok(HostClients {
+        watch: kube::Client::try_from(watch)?,
+        request,
+        lease: kube::Client::try_from(bounded)?,
+    })
 }
 
 async fn host_config(
@@ -119,14 +143,6 @@ async fn host_config(
     })
 }
 
-/// A kube client for the host (reads and writes bounded, as [`host_clients`]'s second).
-pub async fn host_client(
-    kubeconfig: Option<&PathBuf>,
-    context: Option<&str>,
-) -> anyhow::Result<kube::Client> {
-    Ok(host_clients(kubeconfig, context).await?.1)
-}
-
 /// Everything the controllers of one leadership term share.
 struct Shared {
     opts: Options,
@@ -140,8 +156,14 @@ struct Shared {
 }
 
 pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let (watch_client, host) =
-        host_clients(opts.kubeconfig.as_ref(), opts.context.as_deref()).await?;
+    let clients = host_clients(
+        opts.kubeconfig.as_ref(),
+        opts.context.as_deref(),
+        opts.kube_api_qps,
+        opts.kube_api_burst,
+    )
+    .await?;
+    let (watch_client, host) = (clients.watch, clients.request);
     let registry = Registry::new();
     let ready = Readiness::default();
     let admin = http::serve(
@@ -206,7 +228,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         _ = index.configs.ready() => {}
     }
     let elector = LeaderElector::new(
-        host.clone(),
+        clients.lease,
         index.watch_client(),
         leader_config(&opts, &index),
         &registry,

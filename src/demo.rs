@@ -136,6 +136,8 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         etcd_prefix: "/skydns".into(),
         dns_listen: None,
         dns_zones: vec![],
+        kube_api_qps: 100,
+        kube_api_burst: 200,
     };
     let cm = tokio::spawn(controller_manager::run(cm_opts, work.clone()));
     let dns_listen: SocketAddr = format!("127.0.0.1:{}", localup::free_port()?).parse()?;

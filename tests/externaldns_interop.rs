@@ -149,6 +149,8 @@ fn controller_manager() -> &'static str {
                     etcd_prefix: "/skydns".into(),
                     dns_listen: Some(dns_listen),
                     dns_zones: vec![],
+                    kube_api_qps: 100,
+                    kube_api_burst: 200,
                 };
                 let _ = tx.send(Ok(embedded));
                 if let Err(e) =

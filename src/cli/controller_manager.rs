@@ -49,6 +49,13 @@ pub struct ControllerManagerArgs {
     /// An extra zone for --dns-listen (repeatable).
     #[arg(long = "dns-zone")]
     pub dns_zones: Vec<String>,
+    /// Requests per second the controllers may send to the host API server (client-go's
+    /// QPS; 0: no limit). Lease renewals are never limited.
+    #[arg(long, default_value_t = 100)]
+    pub kube_api_qps: u32,
+    /// Requests the controllers may send at once above the QPS (client-go's burst).
+    #[arg(long, default_value_t = 200)]
+    pub kube_api_burst: u32,
 }
 
 pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
@@ -77,6 +84,8 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
             etcd_prefix: args.etcd_prefix,
             dns_listen: args.dns_listen,
             dns_zones: args.dns_zones,
+            kube_api_qps: args.kube_api_qps,
+            kube_api_burst: args.kube_api_burst,
         },
         shutdown,
     )

@@ -26,6 +26,7 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
@@ -113,6 +114,16 @@ pub struct ClusterRegistry {
     events: broadcast::Sender<RegistryEvent>,
     /// The host's `kube-system` UID, read once.
     host_uid: tokio::sync::OnceCell<String>,
+    /// Every member's EndpointSlices by Service, kept by the slice watch itself, so that
+    /// a Service's endpoints are found without scanning every slice of the member.
+    slices: Mutex<SliceIndex>,
+}
+
+/// cluster -> (namespace, Service) -> slice names; and each slice's Service.
+#[derive(Default)]
+struct SliceIndex {
+    by_service: HashMap<String, HashMap<(String, String), std::collections::BTreeSet<String>>>,
+    service_of: HashMap<(String, String, String), String>,
 }
 
 fn dyn_key(ar: &ApiResource) -> String {
@@ -128,6 +139,7 @@ impl ClusterRegistry {
             inner: Mutex::new(Inner::default()),
             events,
             host_uid: tokio::sync::OnceCell::new(),
+            slices: Mutex::new(SliceIndex::default()),
         })
     }
 
@@ -174,6 +186,70 @@ impl ClusterRegistry {
             .members
             .get(name)
             .map(|e| e.member.clone())
+    }
+
+    /// The names of the EndpointSlices of Service `ns/service` in `cluster` (look them up
+    /// in its EndpointSlice store; a name may be of a slice deleted during a re-list).
+    pub fn slices_of(&self, cluster: &str, ns: &str, service: &str) -> Vec<String> {
+        self.slices
+            .lock()
+            .unwrap()
+            .by_service
+            .get(cluster)
+            .and_then(|m| m.get(&(ns.to_string(), service.to_string())))
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Records what an EndpointSlice event says (`None`: deleted) before it is announced.
+    fn index_slice(&self, cluster: &str, slice: &EndpointSlice, deleted: bool) {
+        let ns = slice.namespace().unwrap_or_default();
+        let name = slice.name_any();
+        let key = (cluster.to_string(), ns.clone(), name.clone());
+        let svc = (!deleted)
+            .then(|| slice.labels().get("kubernetes.io/service-name").cloned())
+            .flatten();
+        let mut idx = self.slices.lock().unwrap();
+        if let Some(old) = idx.service_of.remove(&key)
+            && let Some(set) = idx
+                .by_service
+                .get_mut(cluster)
+                .and_then(|m| m.get_mut(&(ns.clone(), old)))
+        {
+            set.remove(&name);
+        }
+        if let Some(svc) = svc {
+            idx.by_service
+                .entry(cluster.to_string())
+                .or_default()
+                .entry((ns, svc.clone()))
+                .or_default()
+                .insert(name);
+            idx.service_of.insert(key, svc);
+        }
+    }
+
+    /// After a re-list: drops slices that vanished while the watch was down.
+    fn prune_slices(&self, cluster: &str, store: &Store<EndpointSlice>) {
+        let mut idx = self.slices.lock().unwrap();
+        let gone: Vec<(String, String, String)> = idx
+            .service_of
+            .keys()
+            .filter(|(c, ns, name)| {
+                c == cluster && store.get(&ObjectRef::new(name).within(ns)).is_none()
+            })
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(svc) = idx.service_of.remove(&key)
+                && let Some(set) = idx
+                    .by_service
+                    .get_mut(cluster)
+                    .and_then(|m| m.get_mut(&(key.1.clone(), svc)))
+            {
+                set.remove(&key.2);
+            }
+        }
     }
 
     /// Every member, connected now or later, keeps a store of `K` (all namespaces).
@@ -526,6 +602,7 @@ async fn member_watch<K>(
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Clone + Eq + Hash + Send + Sync,
 {
+    let reader = writer.as_reader();
     let stream = watcher::watcher(api, cfg).backoff(backoff());
     let mut stream = std::pin::pin!(reflector::reflector(writer, stream));
     let mut failing = false;
@@ -540,8 +617,12 @@ async fn member_watch<K>(
         match next {
             Some(Ok(e)) => {
                 failing = false;
+                let deleted = matches!(e, Event::Delete(_));
                 match e {
                     Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => {
+                        if let Some(slice) = (&o as &dyn Any).downcast_ref::<EndpointSlice>() {
+                            registry.index_slice(&cluster, slice, deleted);
+                        }
                         registry.emit(RegistryEvent::Object {
                             cluster: cluster.clone(),
                             kind: kind.clone(),
@@ -549,10 +630,17 @@ async fn member_watch<K>(
                             name: o.name_any(),
                         })
                     }
-                    Event::InitDone => registry.emit(RegistryEvent::Relisted {
-                        cluster: cluster.clone(),
-                        kind: kind.clone(),
-                    }),
+                    Event::InitDone => {
+                        if let Some(slices) =
+                            (&reader as &dyn Any).downcast_ref::<Store<EndpointSlice>>()
+                        {
+                            registry.prune_slices(&cluster, slices);
+                        }
+                        registry.emit(RegistryEvent::Relisted {
+                            cluster: cluster.clone(),
+                            kind: kind.clone(),
+                        })
+                    }
                     Event::Init => {}
                 }
             }

@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod controller;
+pub mod ratelimit;
 pub mod watch;
 
 pub use apply::FIELD_MANAGER;

@@ -13,8 +13,8 @@
 //!   makes it immediate and works where no garbage collector runs.
 //!
 //! Triggers: a record's own changes, its DNSEndpoint's changes (someone changed or
-//! deleted what we own: put it back), the member Services, EndpointSlices and Ingresses
-//! of the same name, and every record on a Domain, KubeFedCluster or ExternalDNS CRD
+//! deleted what we own: put it back), the member Services and Ingresses of the same name
+//! and the EndpointSlices of that Service (by their `kubernetes.io/service-name`), and every record on a Domain, KubeFedCluster or ExternalDNS CRD
 //! change, a member (re)connection or a re-list.
 //!
 //! Invariants that keep restarts quiet and one bad cluster harmless:
@@ -207,7 +207,6 @@ pub async fn run(
     let crd_changes = externaldns_crd_changes(ctx.clone(), cancel.clone());
     let (svc_crd, ing_crd) = fan_out(crd_changes);
 
-    let svc_store = index.service_records.store();
     let services = Spec {
         name: "service-dns",
         source: index.service_records.clone(),
@@ -219,7 +218,12 @@ pub async fn run(
             controller::all_on_change(&index.domains),
             controller::all_on_change(&index.clusters),
             controller::all_on(svc_crd),
-            registry.triggers(move |e| member_triggers(e, "Service", Some(&svc_store))),
+            {
+                let (registry2, index) = (registry.clone(), SliceIndex::default());
+                registry.triggers(move |e| {
+                    member_triggers::<ServiceDNSRecord>(e, "Service", Some((&registry2, &index)))
+                })
+            },
         ],
         concurrency: ctx.cfg.concurrency,
     };
@@ -291,13 +295,44 @@ fn endpoint_ref<K: Resource>(rec: &K, name: fn(&str) -> String) -> ObjectRef<DNS
         .within(&rec.meta().namespace.clone().unwrap_or_default())
 }
 
+/// Which Service each member EndpointSlice belongs to, remembered from its label while
+/// it exists, because a deleted slice's event no longer shows it.
+#[derive(Default)]
+struct SliceIndex(std::sync::Mutex<HashMap<(String, String, String), String>>);
+
+impl SliceIndex {
+    /// The Service of the slice an event is about, from the member store (or memory, for
+    /// a slice that is gone).
+    fn service_of(
+        &self,
+        registry: &Arc<ClusterRegistry>,
+        cluster: &str,
+        ns: &str,
+        slice: &str,
+    ) -> Option<String> {
+        let key = (cluster.to_string(), ns.to_string(), slice.to_string());
+        let label = registry
+            .store::<EndpointSlice>(cluster)
+            .and_then(|s| s.get(&ObjectRef::new(slice).within(ns)))
+            .and_then(|s| s.labels().get("kubernetes.io/service-name").cloned());
+        let mut known = self.0.lock().unwrap();
+        match label {
+            Some(svc) => {
+                known.insert(key, svc.clone());
+                Some(svc)
+            }
+            None => known.remove(&key),
+        }
+    }
+}
+
 /// Member events as triggers of the records of `kind` (same namespace and name). An
-/// EndpointSlice names its Service only in a label that a deleted slice no longer shows,
-/// so a slice change takes every record of its namespace (`records`).
+/// EndpointSlice triggers the record of its Service (`slices`: only ServiceDNSRecords
+/// care about slices).
 fn member_triggers<K: Resource<DynamicType = ()> + Clone>(
     e: &RegistryEvent,
     kind: &str,
-    records: Option<&Store<K>>,
+    slices: Option<(&Arc<ClusterRegistry>, &SliceIndex)>,
 ) -> Vec<Trigger<K>> {
     match e {
         RegistryEvent::Object {
@@ -309,21 +344,23 @@ fn member_triggers<K: Resource<DynamicType = ()> + Clone>(
             ObjectRef::new(name).within(namespace.as_deref().unwrap_or_default()),
         )],
         RegistryEvent::Object {
-            kind: k, namespace, ..
+            cluster,
+            kind: k,
+            namespace,
+            name,
         } if k == "EndpointSlice" => {
-            let Some(records) = records else {
+            let Some((registry, index)) = slices else {
                 return vec![];
             };
             let ns = namespace.as_deref().unwrap_or_default();
-            records
-                .state()
-                .iter()
-                .filter(|r| r.meta().namespace.as_deref() == Some(ns))
-                .map(|r| Trigger::One(ObjectRef::from_obj(&**r)))
-                .collect()
+            match index.service_of(registry, cluster, ns, name) {
+                Some(svc) => vec![Trigger::One(ObjectRef::new(&svc).within(ns))],
+                // A slice with no Service label is not a Service's.
+                None => vec![],
+            }
         }
         RegistryEvent::Relisted { kind: k, .. }
-            if k == kind || (k == "EndpointSlice" && records.is_some()) =>
+            if k == kind || (k == "EndpointSlice" && slices.is_some()) =>
         {
             vec![Trigger::All]
         }
@@ -532,7 +569,13 @@ impl Ctx {
                                     .as_ref()
                                     .and_then(|s| s.load_balancer.clone())
                                     .unwrap_or_default(),
-                                has_ready_endpoints: has_ready_endpoints(&slices, &ns, &name),
+                                has_ready_endpoints: has_ready_endpoints(
+                                    &self.registry,
+                                    &cluster,
+                                    &slices,
+                                    &ns,
+                                    &name,
+                                ),
                             }
                         });
                     }
@@ -903,20 +946,25 @@ fn outcome(
     })
 }
 
-/// Any endpoint of any EndpointSlice of the Service that is not explicitly not ready.
-fn has_ready_endpoints(slices: &Store<EndpointSlice>, ns: &str, service: &str) -> bool {
-    slices.state().iter().any(|s| {
-        s.metadata.namespace.as_deref() == Some(ns)
-            && s.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("kubernetes.io/service-name"))
-                .map(String::as_str)
-                == Some(service)
-            && s.endpoints
+/// Any endpoint of any EndpointSlice of the Service that is not explicitly not ready. The
+/// registry's slice index names the Service's slices, so this costs their number, not
+/// the member's.
+fn has_ready_endpoints(
+    registry: &ClusterRegistry,
+    cluster: &str,
+    slices: &Store<EndpointSlice>,
+    ns: &str,
+    service: &str,
+) -> bool {
+    registry
+        .slices_of(cluster, ns, service)
+        .iter()
+        .filter_map(|name| slices.get(&ObjectRef::new(name).within(ns)))
+        .any(|s| {
+            s.endpoints
                 .iter()
                 .any(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
-    })
+        })
 }
 
 fn lb_of_ingress(i: &Ingress) -> k8s_openapi::api::core::v1::LoadBalancerStatus {
