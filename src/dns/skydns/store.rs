@@ -61,9 +61,15 @@ pub struct WatchBatch {
     pub revision: i64,
 }
 
-/// Keys per page when listing: etcd's gRPC responses are capped (4 MiB by default), so a
-/// large prefix must be read in pages, all at the revision of the first.
-const LIST_PAGE: i64 = 1000;
+/// Keys in the first page of a listing. Pages then double up to [`LIST_PAGE_MAX`]:
+/// etcd 3.4/3.5 count the whole rest of the range for every limited request, so many
+/// small pages make a listing quadratic (1 000-key pages of a 1 M-key prefix cost etcd
+/// minutes); a few big ones keep it linear.
+const LIST_PAGE_MIN: i64 = 1_000;
+const LIST_PAGE_MAX: i64 = 128 * 1024;
+/// The largest listing page we accept from etcd (tonic's default is 4 MiB). A page
+/// bigger than this (huge values) is read again with half the keys.
+const LIST_MESSAGE_MAX: usize = 256 << 20;
 
 /// The end of the key range holding every key that starts with `prefix`.
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
@@ -77,38 +83,86 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0] // every key
 }
 
+/// The next page size: double after a page that was full, halve after a response too
+/// big to decode.
+fn next_page(limit: i64, too_big: bool) -> i64 {
+    if too_big {
+        (limit / 2).max(1)
+    } else {
+        (limit * 2).min(LIST_PAGE_MAX)
+    }
+}
+
+fn is_too_big(error: &etcd_client::Error) -> bool {
+    matches!(error, etcd_client::Error::GRpcStatus(s)
+        if matches!(s.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted))
+}
+
 /// Every key under `range_prefix` (e.g. `/skydns/`) with its value, read page by page
 /// at one revision, and that revision.
 pub async fn list_prefix(
     client: &mut Client,
     range_prefix: &str,
 ) -> Result<(i64, Vec<RawEntry>), etcd_client::Error> {
+    let mut entries = Vec::new();
+    let revision = list_prefix_pages(client, range_prefix, |page| entries.extend(page)).await?;
+    Ok((revision, entries))
+}
+
+/// Like [`list_prefix`], handing each page to `page` as it arrives, so that a caller
+/// that decodes entries never holds the whole raw listing.
+pub async fn list_prefix_pages(
+    client: &mut Client,
+    range_prefix: &str,
+    mut page: impl FnMut(Vec<RawEntry>),
+) -> Result<i64, etcd_client::Error> {
+    let mut kv = client
+        .kv_client()
+        .max_decoding_message_size(LIST_MESSAGE_MAX);
     let end = prefix_end(range_prefix.as_bytes());
     let mut start = range_prefix.as_bytes().to_vec();
     let mut revision = 0;
-    let mut entries = Vec::new();
+    let mut limit = LIST_PAGE_MIN;
     loop {
-        let mut opts = GetOptions::new()
-            .with_range(end.clone())
-            .with_limit(LIST_PAGE);
+        let mut opts = GetOptions::new().with_range(end.clone()).with_limit(limit);
         if revision > 0 {
             opts = opts.with_revision(revision);
         }
-        let resp = client.get(start.clone(), Some(opts)).await?;
+        let resp = match kv.get(start.clone(), Some(opts)).await {
+            Ok(r) => r,
+            Err(e) if is_too_big(&e) && limit > 1 => {
+                limit = next_page(limit, true);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if revision == 0 {
             revision = resp.header().map(|h| h.revision()).unwrap_or_default();
         }
-        entries.extend(resp.kvs().iter().map(|kv| RawEntry {
-            key: String::from_utf8_lossy(kv.key()).into_owned(),
-            value: kv.value().to_vec(),
-            mod_revision: kv.mod_revision(),
-        }));
-        match resp.kvs().last() {
+        let next = match resp.kvs().last() {
             Some(last) if resp.more() => {
-                start = last.key().to_vec();
-                start.push(0);
+                let mut k = last.key().to_vec();
+                k.push(0);
+                Some(k)
             }
-            _ => return Ok((revision, entries)),
+            _ => None,
+        };
+        page(
+            resp.kvs()
+                .iter()
+                .map(|kv| RawEntry {
+                    key: String::from_utf8_lossy(kv.key()).into_owned(),
+                    value: kv.value().to_vec(),
+                    mod_revision: kv.mod_revision(),
+                })
+                .collect(),
+        );
+        match next {
+            Some(k) => {
+                start = k;
+                limit = next_page(limit, false);
+            }
+            None => return Ok(revision),
         }
     }
 }
@@ -254,7 +308,15 @@ impl PrefixWatch {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_end;
+    use super::{LIST_PAGE_MAX, next_page, prefix_end};
+
+    #[test]
+    fn pages_grow_to_the_cap_and_shrink_when_too_big() {
+        assert_eq!(next_page(1000, false), 2000);
+        assert_eq!(next_page(LIST_PAGE_MAX, false), LIST_PAGE_MAX);
+        assert_eq!(next_page(1000, true), 500);
+        assert_eq!(next_page(1, true), 1);
+    }
 
     #[test]
     fn prefix_end_is_the_next_key_after_every_key_with_the_prefix() {
