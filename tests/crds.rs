@@ -28,7 +28,7 @@ fn crds_dir_matches_the_rust_types() {
         let got = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             got == want,
-            "{} is out of date with src/api: run `make crds` (cargo run -- crds -o crds)",
+            "{} is out of date with src/api: run `make crds` (kubefed crds --output-dir crds)",
             path.display()
         );
         expected.push(name);
@@ -42,6 +42,106 @@ fn crds_dir_matches_the_rust_types() {
     assert_eq!(
         present, expected,
         "crds/ holds files the types do not generate"
+    );
+}
+
+/// Why `description` is not one a `kubectl explain` reader can use, if it is not.
+fn unhelpful(description: Option<&str>) -> Option<&'static str> {
+    let d = description.map(str::trim).unwrap_or_default();
+    if d.is_empty() {
+        return Some("no description");
+    }
+    let boilerplate = [
+        ("Auto-generated derived type", "kube-derive's placeholder"),
+        ("Only here to", "a note for developers"),
+        (
+            "docs/",
+            "a path in this repository, which readers of the API do not have",
+        ),
+        ("[`", "rustdoc link syntax"),
+    ];
+    boilerplate
+        .iter()
+        .find(|(needle, _)| d.contains(needle))
+        .map(|(_, why)| *why)
+}
+
+/// Every property below `schema` (through objects, array items and map values) whose
+/// description is missing or unhelpful, as `path: why`.
+fn undescribed(schema: &Value, path: &str, out: &mut Vec<String>) {
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (name, prop) in props {
+            let at = format!("{path}.{name}");
+            if let Some(why) = unhelpful(prop.get("description").and_then(Value::as_str)) {
+                out.push(format!("{at}: {why}"));
+            }
+            undescribed(prop, &at, out);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        undescribed(items, &format!("{path}[]"), out);
+    }
+    if let Some(values) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+        undescribed(values, &format!("{path}{{}}"), out);
+    }
+}
+
+#[test]
+fn every_kind_and_field_has_a_real_description() {
+    let mut crds = api::crds();
+    // The Federated<Kind> CRDs `kubefed enable` makes, for a namespaced and a cluster type.
+    for (group, kind, plural, scope) in [
+        (
+            "apps",
+            "Deployment",
+            "deployments",
+            core::ResourceScope::Namespaced,
+        ),
+        ("", "Namespace", "namespaces", core::ResourceScope::Cluster),
+    ] {
+        let target = core::ApiResource {
+            group: group.into(),
+            version: "v1".into(),
+            kind: kind.into(),
+            plural_name: plural.into(),
+            scope,
+        };
+        crds.push(types::federated_crd(&types::federated_type_for(
+            &target,
+            types::DEFAULT_FEDERATED_GROUP,
+        )));
+    }
+    let mut bad = Vec::new();
+    for crd in &crds {
+        let kind = &crd.spec.names.kind;
+        for version in &crd.spec.versions {
+            let schema = serde_json::to_value(
+                version
+                    .schema
+                    .as_ref()
+                    .and_then(|s| s.open_api_v3_schema.as_ref())
+                    .unwrap(),
+            )
+            .unwrap();
+            if let Some(why) = unhelpful(schema.get("description").and_then(Value::as_str)) {
+                bad.push(format!("{kind}: {why}"));
+            }
+            undescribed(&schema, kind, &mut bad);
+        }
+    }
+    // The checker itself: it must see what it is meant to catch.
+    let mut probe = Vec::new();
+    undescribed(
+        &json!({"properties": {"a": {"description": "ok", "items": {"properties": {"b": {}}}},
+                               "c": {"description": "see docs/x.md"}}}),
+        "X",
+        &mut probe,
+    );
+    assert_eq!(probe.len(), 2, "{probe:?}");
+    assert!(
+        bad.is_empty(),
+        "fields `kubectl explain` shows no use for:\n{}",
+        bad.join("\n")
     );
 }
 
