@@ -45,7 +45,7 @@ lint: deps
 # Regenerates crds/ from the Rust types (tests/crds.rs fails when they drift).
 crds:
 	rm -f crds/*.yaml
-	$(CARGO) run -q -- crds -o crds
+	$(CARGO) run -q -- crds --output-dir crds
 
 test: deps bins peers-dns peers-helm peers-externaldns lint
 	$(CARGO) test --all-targets
