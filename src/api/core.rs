@@ -86,6 +86,7 @@ pub enum TlsValidation {
     ValidityPeriod,
 }
 
+/// The member as the health prober last saw it.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KubeFedClusterStatus {
@@ -298,6 +299,7 @@ pub enum ControllerStatus {
     NotRunning,
 }
 
+/// Whether the controllers for this type run.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FederatedTypeConfigStatus {

@@ -340,7 +340,9 @@ pub struct ClusterIngressDns {
     doc = "DNS records in the shape ExternalDNS's CRD source reads, written by the ServiceDNSRecord and IngressDNSRecord controllers (named `service-<record>` or `ingress-<record>`, owned by the record) and served by the skydns writer and the embedded DNS server.",
     printcolumn(
         name = "Endpoints",
-        type_ = "integer",
+        // A string: annotation values are, and the API server prints nothing for a
+        // string under an integer column.
+        type_ = "string",
         json_path = ".metadata.annotations.multiclusterdns\\.kubefed\\.io/endpoints"
     ),
     printcolumn(

@@ -146,7 +146,9 @@ pub fn federated_crd(federated: &ApiResource) -> CustomResourceDefinition {
                     "properties": {
                         "apiVersion": {"description": "The versioned schema of this object, e.g. `types.kubefed.io/v1beta1`.", "type": "string"},
                         "kind": {"description": format!("`{}`.", federated.kind), "type": "string"},
-                        "metadata": {"description": "Standard object metadata; the name and namespace are also the propagated object's.", "type": "object"},
+                        // The API server describes metadata itself and refuses anything
+                        // but its type here.
+                        "metadata": {"type": "object"},
                         "spec": spec_schema,
                         "status": status_schema
                     }
