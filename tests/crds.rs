@@ -512,7 +512,9 @@ async fn kubectl_get_shows_domain_and_ttl_columns() {
 fn column(table: &str, name: &str) -> Vec<String> {
     let mut lines = table.lines();
     let header = lines.next().unwrap();
-    let start = header.find(name).unwrap_or_else(|| panic!("no {name} in {header}"));
+    let start = header
+        .find(name)
+        .unwrap_or_else(|| panic!("no {name} in {header}"));
     lines
         .map(|l| {
             l.get(start..)
