@@ -189,3 +189,93 @@ fn an_invalid_log_filter_is_refused() {
     assert!(err.starts_with("error: invalid --log filter"), "{err}");
     assert!(out.stdout.is_empty(), "nothing runs with a bad filter");
 }
+
+#[test]
+fn version_names_the_commit_date_and_target() {
+    let out = common::kubefed(&["version"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!("kubefed {}\n", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    // Built from a git checkout: the commit is HEAD's.
+    let head = Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert!(
+        text.contains(&format!("git commit: {head}\n")),
+        "{text} (HEAD {head})"
+    );
+    assert!(
+        text.contains("build date: 20") && text.contains("target:     x86_64"),
+        "{text}"
+    );
+    let json = common::kubefed(&["version", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["gitCommit"], head.as_str());
+    assert_eq!(common::kubefed(&["--version"]).stdout, out.stdout);
+}
+
+#[test]
+fn completion_scripts_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F _kubefed"),
+        ("zsh", "#compdef kubefed"),
+        ("fish", "complete -c kubefed"),
+    ] {
+        let out = common::kubefed(&["completion", shell]);
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(marker), "{shell}: no {marker:?}");
+        assert!(
+            text.contains("orphaning-deletion"),
+            "{shell}: subcommands missing"
+        );
+    }
+    let out = common::kubefed(&["completion", "tcsh"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn crds_output_is_a_format_and_the_directory_its_own_flag() {
+    let n = kubefed::api::crds().len();
+    let out = common::kubefed(&["crds", "-o", "json"]);
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"].as_array().unwrap().len(), n);
+    let yaml = common::kubefed(&["crds"]);
+    assert_eq!(yaml.stdout, common::kubefed(&["crds", "-o", "yaml"]).stdout);
+    assert_eq!(
+        String::from_utf8_lossy(&yaml.stdout)
+            .matches("kind: CustomResourceDefinition")
+            .count(),
+        n
+    );
+
+    let dir = common::unique_dir("crds-out");
+    let out = common::kubefed(&["crds", "--output-dir", dir.to_str().unwrap()]);
+    assert!(out.status.success() && out.stdout.is_empty());
+    for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds")).unwrap() {
+        let f = f.unwrap();
+        assert_eq!(
+            std::fs::read(f.path()).unwrap(),
+            std::fs::read(dir.join(f.file_name())).unwrap(),
+            "{:?}",
+            f.file_name()
+        );
+    }
+    // The old spelling no longer makes a directory named after the format.
+    let cwd = common::unique_dir("crds-cwd");
+    let out = Command::new(env!("CARGO_BIN_EXE_kubefed"))
+        .args(["crds", "-o", "yaml-dir"])
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values: yaml, json"));
+    assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0);
+}
