@@ -279,3 +279,89 @@ fn crds_output_is_a_format_and_the_directory_its_own_flag() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("possible values: yaml, json"));
     assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0);
 }
+
+/// build.rs itself, compiled and run as cargo runs it: in this checkout it stamps HEAD;
+/// in a source tarball (no .git), even one unpacked inside another git work tree, the
+/// commit is `unknown` and the build still succeeds; SOURCE_DATE_EPOCH fixes the date.
+#[test]
+fn build_metadata_works_from_a_checkout_and_from_a_tarball() {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let dir = common::unique_dir("build-rs");
+    let exe = dir.join("build-script");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(rustc)
+        .args(["--edition", "2024", "-o"])
+        .arg(&exe)
+        .arg(format!("{repo}/build.rs"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stamp = |manifest_dir: &std::path::Path| {
+        let out = Command::new(&exe)
+            .env("CARGO_MANIFEST_DIR", manifest_dir)
+            .env("TARGET", "x86_64-unknown-linux-gnu")
+            .env("SOURCE_DATE_EPOCH", "951782400")
+            .env_remove("KUBEFED_GIT_COMMIT")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let head = Command::new("git")
+        .args(["-C", repo, "rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let here = stamp(std::path::Path::new(repo));
+    assert!(
+        here.contains(&format!("KUBEFED_GIT_COMMIT={head}\n")),
+        "{here}"
+    );
+    assert!(
+        here.contains("KUBEFED_BUILD_DATE=2000-02-29T00:00:00Z\n"),
+        "{here}"
+    );
+
+    // `git archive` is what a release tarball holds; unpack it inside this work tree's
+    // target dir (a git work tree, but not the tarball's).
+    let tarball = dir.join("src");
+    std::fs::create_dir_all(&tarball).unwrap();
+    let archive = Command::new("git")
+        .args([
+            "-C",
+            repo,
+            "archive",
+            "--format=tar",
+            "HEAD",
+            "build.rs",
+            "Cargo.toml",
+        ])
+        .output()
+        .unwrap();
+    assert!(archive.status.success());
+    let mut untar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(&tarball)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    untar
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&archive.stdout)
+        .unwrap();
+    assert!(untar.wait().unwrap().success());
+    let there = stamp(&tarball);
+    assert!(there.contains("KUBEFED_GIT_COMMIT=unknown\n"), "{there}");
+    assert!(
+        there.contains("KUBEFED_TARGET=x86_64-unknown-linux-gnu\n"),
+        "{there}"
+    );
+}
