@@ -1,5 +1,10 @@
 //! The `kubefed` command line: one subcommand per verb of `../shared/SPEC.md` §6. Each
 //! subcommand parses its flags here and calls into the library.
+//!
+//! It also owns what every command shares at the process level: the log subscriber
+//! ([`init_tracing`], [`log_filter`]: strict filters, text or flattened JSON, never a
+//! panic on a closed output) and how an error is printed ([`error_message`]: one line,
+//! API errors as their message).
 
 mod controller_manager;
 mod crds;
