@@ -9,11 +9,11 @@ CACHE := $(CURDIR)/.cache
 BIN := $(CACHE)/bin
 export KUBEFED_BIN_DIR := $(BIN)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := etcd-server protobuf-compiler bind9-dnsutils dnsperf
+APT_PACKAGES := etcd-server protobuf-compiler bind9-dnsutils dnsperf umoci skopeo
 CARGO ?= cargo
 DEMO_DIR ?= $(CACHE)/demo
 
-.PHONY: all deps bins build test lint fmt crds demo demo-up demo-down clean-cache
+.PHONY: all deps bins build test lint fmt crds image demo demo-up demo-down clean-cache
 
 all: build
 
@@ -42,10 +42,19 @@ lint: deps
 	$(CARGO) clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -q
 
-# Regenerates crds/ from the Rust types (tests/crds.rs fails when they drift).
+# Regenerates crds/ from the Rust types and copies them into the chart (tests/crds.rs
+# and tests/deploy.rs fail when they drift).
 crds:
-	rm -f crds/*.yaml
-	$(CARGO) run -q -- crds -o crds
+	rm -f crds/*.yaml deploy/helm/kubefed/crds/*.yaml
+	$(CARGO) run -q -- crds --output-dir crds
+	cp crds/*.yaml deploy/helm/kubefed/crds/
+
+# The container image as an OCI archive, with no daemon and no registry (umoci):
+# target/image/kubefed.tar, tagged with the crate version (docs/deploy.md).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+image: deps
+	$(CARGO) build --release --bin kubefed
+	bash deploy/image/build-oci.sh target/release/kubefed target/image/kubefed $(VERSION)
 
 test: deps bins peers-dns peers-helm peers-externaldns lint
 	$(CARGO) test --all-targets

@@ -127,20 +127,15 @@ async fn host_config(
     kubeconfig: Option<&PathBuf>,
     context: Option<&str>,
 ) -> anyhow::Result<kube::Config> {
-    let opts = kube::config::KubeConfigOptions {
-        context: context.map(str::to_string),
-        ..Default::default()
-    };
-    Ok(match kubeconfig {
-        Some(p) => {
-            let kc = kube::config::Kubeconfig::read_from(p)
-                .with_context(|| format!("reading {}", p.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &opts).await?
+    match crate::kube::kubeconfig::find(kubeconfig.map(PathBuf::as_path))? {
+        Some(loaded) => loaded.config(context).await,
+        None if context.is_some() => {
+            anyhow::bail!(
+                "--context given but there is no kubeconfig ($KUBECONFIG, ~/.kube/config)"
+            )
         }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig and not in a cluster")?,
-    })
+        None => kube::Config::incluster().context("no kubeconfig and not in a cluster"),
+    }
 }
 
 /// Everything the controllers of one leadership term share.
@@ -165,6 +160,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
     .await?;
     let (watch_client, host) = (clients.watch, clients.request);
     let registry = Registry::new();
+    crate::admin::build_info::register(&registry)?;
     let ready = Readiness::default();
     let admin = http::serve(
         opts.metrics_listen,

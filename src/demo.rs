@@ -54,6 +54,8 @@ pub struct DemoOptions {
     pub once: bool,
     /// Where the example Domain and ServiceDNSRecord are read from.
     pub examples_dir: PathBuf,
+    /// Where the logs go (announced first, so a user knows where to look).
+    pub log_file: Option<PathBuf>,
 }
 
 /// The questions the demo asks and the answers it expects.
@@ -81,12 +83,16 @@ fn step(msg: &str) {
 }
 
 pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if let Some(f) = &opts.log_file {
+        step(&format!("logging to {}", f.display()));
+    }
     step("starting etcd and three kube-apiservers (cluster1 = host, cluster2/cluster3 = members)");
     std::fs::create_dir_all(&opts.state_dir)?;
     let fed = LocalFederation::start(Options::new(&opts.state_dir, 3))
         .await
         .context("starting the federation")?;
     let kubeconfig = fed.kubeconfig_path().to_path_buf();
+    step("installing the kube-federation-system namespace and the kubefed CRDs on cluster1");
     let host = fed.client("cluster1").await?;
     crate::kube::apply::ensure_namespace(&host, DEFAULT_KUBEFED_NAMESPACE).await?;
     crate::kube::apply::apply_crds(&host, &api::crds(), Duration::from_secs(60)).await?;
@@ -98,12 +104,9 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         ));
         member_setup(&fed.client(m.name).await?, m).await?;
         join::join(&JoinOptions {
-            cluster: m.name.into(),
-            cluster_context: m.name.into(),
-            host_context: "cluster1".into(),
-            kubefed_namespace: DEFAULT_KUBEFED_NAMESPACE.into(),
-            secret_name: None,
+            host_context: Some("cluster1".into()),
             kubeconfig: Some(kubeconfig.clone()),
+            ..JoinOptions::new(m.name)
         })
         .await?;
         println!(

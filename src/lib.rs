@@ -22,7 +22,8 @@
 //! Module map (dependencies point down the list; `api`, `federation`'s rules and
 //! `dns::records` do no I/O):
 //! - [`api`]: CRD types of every group, and the CRD generator behind `crds/`.
-//! - [`kube`]: applying CRDs/YAML, shared watches and stores, the controller runtime.
+//! - [`kube`]: applying CRDs/YAML, shared watches and stores, the controller runtime,
+//!   finding the kubeconfig as kubectl does, kube errors as one line.
 //! - [`host`]: the host index every controller and the embedded DNS feed read.
 //! - [`cluster`]: join/unjoin, member clients, health and the prober, the member registry.
 //! - [`federation`]: the sync engine: pure placement, overrides, retention and replica
@@ -30,7 +31,7 @@
 //! - [`dns`]: record rules (pure), skydns codec/store/writer, the controllers, the server.
 //! - [`controller_manager`]: wiring of the host index, leader election, registry and
 //!   controllers.
-//! - [`admin`]: /metrics, /healthz, /readyz, leader election.
+//! - [`admin`]: /metrics, /healthz, /readyz, leader election, build and process metrics.
 //! - [`localup`]: the local control plane (etcd + kube-apiservers) for tests and the demo.
 //! - [`demo`]: the end-to-end multi-cluster DNS demo on a local federation.
 //! - [`cli`]: the `kubefed` subcommands.

@@ -28,7 +28,7 @@ fn crds_dir_matches_the_rust_types() {
         let got = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             got == want,
-            "{} is out of date with src/api: run `make crds` (cargo run -- crds -o crds)",
+            "{} is out of date with src/api: run `make crds` (kubefed crds --output-dir crds)",
             path.display()
         );
         expected.push(name);
@@ -42,6 +42,111 @@ fn crds_dir_matches_the_rust_types() {
     assert_eq!(
         present, expected,
         "crds/ holds files the types do not generate"
+    );
+}
+
+/// Why `description` is not one a `kubectl explain` reader can use, if it is not.
+fn unhelpful(description: Option<&str>) -> Option<&'static str> {
+    let d = description.map(str::trim).unwrap_or_default();
+    if d.is_empty() {
+        return Some("no description");
+    }
+    let boilerplate = [
+        ("Auto-generated derived type", "kube-derive's placeholder"),
+        ("Only here to", "a note for developers"),
+        (
+            "docs/",
+            "a path in this repository, which readers of the API do not have",
+        ),
+        ("[`", "rustdoc link syntax"),
+    ];
+    boilerplate
+        .iter()
+        .find(|(needle, _)| d.contains(needle))
+        .map(|(_, why)| *why)
+}
+
+/// Every property below `schema` (through objects, array items and map values) whose
+/// description is missing or unhelpful, as `path: why`.
+fn undescribed(schema: &Value, path: &str, out: &mut Vec<String>) {
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (name, prop) in props {
+            let at = format!("{path}.{name}");
+            // The API server describes an object's metadata itself (and refuses a
+            // description of it in a CRD).
+            if name == "metadata" && !path.contains('.') {
+                continue;
+            }
+            if let Some(why) = unhelpful(prop.get("description").and_then(Value::as_str)) {
+                out.push(format!("{at}: {why}"));
+            }
+            undescribed(prop, &at, out);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        undescribed(items, &format!("{path}[]"), out);
+    }
+    if let Some(values) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+        undescribed(values, &format!("{path}{{}}"), out);
+    }
+}
+
+#[test]
+fn every_kind_and_field_has_a_real_description() {
+    let mut crds = api::crds();
+    // The Federated<Kind> CRDs `kubefed enable` makes, for a namespaced and a cluster type.
+    for (group, kind, plural, scope) in [
+        (
+            "apps",
+            "Deployment",
+            "deployments",
+            core::ResourceScope::Namespaced,
+        ),
+        ("", "Namespace", "namespaces", core::ResourceScope::Cluster),
+    ] {
+        let target = core::ApiResource {
+            group: group.into(),
+            version: "v1".into(),
+            kind: kind.into(),
+            plural_name: plural.into(),
+            scope,
+        };
+        crds.push(types::federated_crd(&types::federated_type_for(
+            &target,
+            types::DEFAULT_FEDERATED_GROUP,
+        )));
+    }
+    let mut bad = Vec::new();
+    for crd in &crds {
+        let kind = &crd.spec.names.kind;
+        for version in &crd.spec.versions {
+            let schema = serde_json::to_value(
+                version
+                    .schema
+                    .as_ref()
+                    .and_then(|s| s.open_api_v3_schema.as_ref())
+                    .unwrap(),
+            )
+            .unwrap();
+            if let Some(why) = unhelpful(schema.get("description").and_then(Value::as_str)) {
+                bad.push(format!("{kind}: {why}"));
+            }
+            undescribed(&schema, kind, &mut bad);
+        }
+    }
+    // The checker itself: it must see what it is meant to catch.
+    let mut probe = Vec::new();
+    undescribed(
+        &json!({"properties": {"a": {"description": "ok", "items": {"properties": {"b": {}}}},
+                               "c": {"description": "see docs/x.md"}}}),
+        "X",
+        &mut probe,
+    );
+    assert_eq!(probe.len(), 2, "{probe:?}");
+    assert!(
+        bad.is_empty(),
+        "fields `kubectl explain` shows no use for:\n{}",
+        bad.join("\n")
     );
 }
 
@@ -343,11 +448,83 @@ async fn kubectl_get_shows_domain_and_ttl_columns() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let header = text.lines().next().unwrap();
-    for col in ["NAME", "DOMAIN", "TTL", "AGE"] {
+    for col in ["NAME", "READY", "DOMAIN", "TTL", "AGE"] {
         assert!(header.contains(col), "missing {col} in {header}");
     }
     // The schema default fills recordTTL, so the TTL column is never empty.
     assert!(text.lines().nth(1).unwrap().contains("180"), "{text}");
+
+    // READY comes from the Ready condition, for both record kinds.
+    let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True",
+        "reason": "Published", "message": "ok", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    api.patch_status("shown", &PatchParams::default(), &Patch::Merge(&ready))
+        .await
+        .unwrap();
+    let idr: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "columns",
+        &ApiResource::erase::<api::multiclusterdns::IngressDNSRecord>(&()),
+    );
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "multiclusterdns.kubefed.io/v1alpha1", "kind": "IngressDNSRecord",
+        "metadata": {"name": "shown", "namespace": "columns"},
+        "spec": {"hosts": ["a.example.com"]}
+    }))
+    .unwrap();
+    idr.create(&PostParams::default(), &obj).await.unwrap();
+    idr.patch_status("shown", &PatchParams::default(), &Patch::Merge(&ready))
+        .await
+        .unwrap();
+    for kind in ["servicednsrecords", "ingressdnsrecords"] {
+        let table = common::run_kubectl(common::host(), &["-n", "columns", "get", kind]);
+        assert_eq!(column(&table, "READY"), ["True"], "{kind}: {table}");
+    }
+
+    // ENDPOINTS counts every endpoint, as the controller writes them.
+    let rec: api::multiclusterdns::ServiceDNSRecord = serde_json::from_value(json!({
+        "apiVersion": "multiclusterdns.kubefed.io/v1alpha1", "kind": "ServiceDNSRecord",
+        "metadata": {"name": "counted", "namespace": "columns", "uid": "u-1"},
+        "spec": {"domainRef": "d"}
+    }))
+    .unwrap();
+    let eps: Vec<api::multiclusterdns::Endpoint> = ["a", "b", "c"]
+        .iter()
+        .map(|n| api::multiclusterdns::Endpoint {
+            dns_name: format!("{n}.example.com"),
+            targets: vec!["192.0.2.1".into()],
+            record_type: "A".into(),
+            record_ttl: 180,
+            labels: Default::default(),
+        })
+        .collect();
+    let mut ep = kubefed::dns::records::dns_endpoint_for_service(&rec, eps);
+    ep.metadata.owner_references = None;
+    Api::<api::multiclusterdns::DNSEndpoint>::namespaced(client.clone(), "columns")
+        .create(&PostParams::default(), &ep)
+        .await
+        .unwrap();
+    let table = common::run_kubectl(common::host(), &["-n", "columns", "get", "dnsendpoints"]);
+    assert_eq!(column(&table, "ENDPOINTS"), ["3"], "{table}");
+}
+
+/// The cells of column `name` in a `kubectl get` table (columns are aligned on the
+/// header).
+fn column(table: &str, name: &str) -> Vec<String> {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    let start = header
+        .find(name)
+        .unwrap_or_else(|| panic!("no {name} in {header}"));
+    lines
+        .map(|l| {
+            l.get(start..)
+                .unwrap_or_default()
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
 }
 
 /// `kubectl apply -f -` of `yaml` on the host; (success, stderr).

@@ -1,6 +1,7 @@
 //! `kubefed demo --once` (what `make demo` runs, in check mode): the whole multi-cluster
 //! DNS workflow on a fresh local federation answers the global, region and zone names
-//! and leaves no process behind.
+//! and leaves no process behind; a healthy run shows no ERROR, and its logs go to the
+//! file it names rather than between the answers.
 
 mod common;
 
@@ -26,6 +27,29 @@ fn demo_once_answers_every_level_and_cleans_up() {
     for (name, answers) in kubefed::demo::expected_answers() {
         let shown = format!("{name} +short\n{}\n", answers.join("\n"));
         assert!(stdout.contains(&shown), "missing {shown:?} in\n{stdout}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let log = dir.join("kubefed.log");
+    assert!(
+        stdout.contains(&format!("==> logging to {}", log.display())),
+        "{stdout}"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("INFO"), "the controllers log into {log:?}");
+    assert!(
+        !stdout.contains(" INFO ") && !stderr.contains(" INFO "),
+        "{stdout}\n{stderr}"
+    );
+    for (what, text) in [
+        ("stdout", &*stdout),
+        ("stderr", &*stderr),
+        ("the log", &*logged),
+    ] {
+        let errors: Vec<&str> = text.lines().filter(|l| l.contains("ERROR")).collect();
+        assert!(
+            errors.is_empty(),
+            "ERROR in {what} of a healthy run: {errors:#?}"
+        );
     }
     let state = kubefed::localup::State::load(&dir).unwrap();
     assert!(state.etcd.pid.is_none() && state.clusters.iter().all(|c| c.pid.is_none()));

@@ -30,6 +30,16 @@ fn demo_up_leaves_a_federation_running_and_down_stops_every_process() {
         "demo up failed: {}",
         String::from_utf8_lossy(&up.stderr)
     );
+    // Each step is announced as it starts, and nothing reads as an error.
+    let shown = String::from_utf8_lossy(&up.stdout);
+    for step in [
+        "==> starting etcd and 2 kube-apiservers",
+        "==> installing the namespace",
+    ] {
+        assert!(shown.contains(step), "no {step:?} in\n{shown}");
+    }
+    let both = format!("{shown}{}", String::from_utf8_lossy(&up.stderr));
+    assert!(!both.contains("ERROR"), "{both}");
 
     let state = State::load(&dir).expect("state.json written");
     assert_eq!(

@@ -68,6 +68,7 @@ async fn put_all(etcd: &Etcd, entries: &[(&str, &str)]) {
 async fn start_dns(etcd_url: &str) -> (Handle, Registry) {
     let registry = Registry::new();
     let metrics = DnsMetrics::register(&registry).unwrap();
+    metrics.register_etcd(&registry).unwrap();
     let mut cfg = ServerConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         vec![

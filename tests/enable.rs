@@ -367,3 +367,81 @@ async fn federate_wraps_objects_and_namespace_contents() {
     let err = failure(&["federate", "sa", "bot", "-n", ns]);
     assert!(err.contains("kubefed enable serviceaccounts"), "{err}");
 }
+
+#[tokio::test]
+async fn orphaning_deletion_sets_and_clears_the_annotation() {
+    let host = install_host().await;
+    ok(&["enable", "limitranges"]);
+    kubeutil::ensure_namespace(&host, "orphaning")
+        .await
+        .unwrap();
+    let fed = federated(
+        "types.kubefed.io",
+        "FederatedLimitRange",
+        "federatedlimitranges",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(host.clone(), "orphaning", &fed);
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "types.kubefed.io/v1beta1", "kind": "FederatedLimitRange",
+        "metadata": {"name": "kept", "namespace": "orphaning"},
+        "spec": {"template": {"spec": {"limits": []}}}
+    }))
+    .unwrap();
+    common::eventually(Duration::from_secs(30), "the federated type served", || {
+        let (api, obj) = (api.clone(), obj.clone());
+        async move { api.create(&PostParams::default(), &obj).await.ok() }
+    })
+    .await;
+    let status = || {
+        ok(&[
+            "orphaning-deletion",
+            "status",
+            "FederatedLimitRange",
+            "kept",
+            "-n",
+            "orphaning",
+        ])
+    };
+    let annotation = || async {
+        api.get("kept")
+            .await
+            .unwrap()
+            .metadata
+            .annotations
+            .and_then(|a| a.get("kubefed.io/orphan").cloned())
+    };
+    assert_eq!(status(), "Disabled\n");
+    let out = ok(&[
+        "orphaning-deletion",
+        "enable",
+        "federatedlimitranges",
+        "kept",
+        "-n",
+        "orphaning",
+    ]);
+    assert!(out.contains("orphaning deletion enabled"), "{out}");
+    assert_eq!(annotation().await.as_deref(), Some("true"));
+    assert_eq!(status(), "Enabled\n");
+    ok(&[
+        "orphaning-deletion",
+        "disable",
+        "FederatedLimitRange",
+        "kept",
+        "-n",
+        "orphaning",
+    ]);
+    assert_eq!(annotation().await, None);
+    assert_eq!(status(), "Disabled\n");
+    let err = failure(&[
+        "orphaning-deletion",
+        "status",
+        "FederatedLimitRange",
+        "absent",
+        "-n",
+        "orphaning",
+    ]);
+    assert!(
+        err.contains("FederatedLimitRange orphaning/absent not found"),
+        "{err}"
+    );
+}

@@ -158,7 +158,9 @@ impl LeaderElector {
                         announced = Some(holder);
                     }
                 }
-                Ok(Err(e)) => warn!(error = %e, "leader election attempt failed"),
+                Ok(Err(e)) => {
+                    warn!(error = %crate::kube::Brief(&e), "leader election attempt failed")
+                }
                 Err(_) => warn!("leader election attempt timed out"),
             }
             let wait = tokio::time::sleep(self.cfg.retry_period);
@@ -199,7 +201,7 @@ impl LeaderElector {
                     warn!(holder = %holder, "lost leadership to another holder");
                     break false;
                 }
-                Ok(Err(e)) => warn!(error = %e, "renewing the lease failed"),
+                Ok(Err(e)) => warn!(error = %crate::kube::Brief(&e), "renewing the lease failed"),
                 Err(_) => {}
             }
             if Instant::now() >= deadline {
@@ -225,7 +227,7 @@ impl LeaderElector {
                         .replace(&self.cfg.name, &PostParams::default(), &lease)
                         .await
                     {
-                        warn!(error = %e, "releasing the lease");
+                        warn!(error = %crate::kube::Brief(&e), "releasing the lease");
                     }
                 }
             }

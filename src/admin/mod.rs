@@ -1,5 +1,6 @@
 //! Operations: the metrics/health HTTP endpoint shared by every long-running subcommand,
-//! and leader election.
+//! leader election, and the build and process metrics.
 
+pub mod build_info;
 pub mod http;
 pub mod leader;

@@ -23,6 +23,7 @@ pub const VERSION: &str = "v1beta1";
     version = "v1beta1",
     kind = "KubeFedCluster",
     namespaced,
+    doc = "A member cluster joined to the federation (`kubefed join`): how the control plane reaches and trusts its API server, and, in status, whether it is ready and where its nodes run.",
     status = "KubeFedClusterStatus",
     printcolumn(
         name = "Age",
@@ -72,6 +73,7 @@ pub struct KubeFedClusterSpec {
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct LocalSecretReference {
+    /// Name of the Secret in the KubeFed namespace.
     #[schemars(length(min = 1))]
     pub name: String,
 }
@@ -84,9 +86,13 @@ pub enum TlsValidation {
     ValidityPeriod,
 }
 
+/// The member as the health prober last saw it.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KubeFedClusterStatus {
+    /// The health prober's findings: `Ready` (the member answers `/healthz` with ok),
+    /// `Offline` (it does not answer) or `ConfigMalformed` (its Secret or endpoint is
+    /// unusable).
     #[serde(default)]
     pub conditions: Vec<ClusterCondition>,
     /// Zones of the member's nodes (`topology.kubernetes.io/zone`), sorted and unique.
@@ -123,12 +129,17 @@ pub struct ClusterCondition {
     /// `Ready`, `Offline` or `ConfigMalformed`.
     #[serde(rename = "type")]
     pub type_: String,
+    /// `True`, `False` or `Unknown`.
     pub status: ConditionStatus,
+    /// When the prober last looked.
     pub last_probe_time: Time,
+    /// When `status` last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Time>,
+    /// A CamelCase word for why (`ClusterReady`, `ClusterNotReachable`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the prober saw, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -168,6 +179,7 @@ impl ConditionStatus {
     version = "v1beta1",
     kind = "FederatedTypeConfig",
     namespaced,
+    doc = "Enables propagation of one Kubernetes type (`kubefed enable`): names the target type and the `Federated<Kind>` type whose objects carry its template, placement and overrides. Its name is `<target plural>[.<target group>]`.",
     status = "FederatedTypeConfigStatus",
     shortname = "ftc",
     validation = Rule::new(
@@ -195,15 +207,24 @@ impl ConditionStatus {
     "(self.targetType.kind == 'Namespace' && (!has(self.targetType.group) || self.targetType.group == '')) ? self.federatedType.scope == 'Namespaced' : self.federatedType.scope == self.targetType.scope"
 ).message("federatedType.scope must equal targetType.scope (and be Namespaced for the Namespace type)"))]
 pub struct FederatedTypeConfigSpec {
+    /// The type whose objects are created in the member clusters.
     pub target_type: ApiResource,
+    /// `Enabled`: the sync controller propagates the federated objects of this type;
+    /// `Disabled`: it leaves them and their member copies alone.
     pub propagation: PropagationMode,
+    /// The `Federated<Kind>` type (group `types.kubefed.io` by default) holding the
+    /// template, placement and overrides.
     #[x_kube(validation = Rule::new("has(self.group) && self.group.contains('.')")
         .message("federatedType.group must be a domain with at least one dot"))]
     pub federated_type: ApiResource,
+    /// The type that collects the members' status (KubeFed's `RawResourceStatusCollection`);
+    /// accepted for compatibility.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("has(self.group) && self.group.contains('.')")
         .message("statusType.group must be a domain with at least one dot"))]
     pub status_type: Option<ApiResource>,
+    /// `Enabled` or `Disabled`: whether member status is collected into `statusType`;
+    /// accepted for compatibility.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_collection: Option<StatusCollectionMode>,
 }
@@ -212,15 +233,20 @@ pub struct FederatedTypeConfigSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiResource {
+    /// API group; empty or absent for the core group.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(length(max = 253), pattern(API_GROUP))]
     pub group: String,
+    /// API version within the group (`v1`, `v1beta1`).
     #[schemars(length(min = 1, max = 63), pattern(DNS_1035_LABEL))]
     pub version: String,
+    /// Kind, in CamelCase (`Deployment`).
     #[schemars(length(min = 1, max = 63), pattern(API_KIND))]
     pub kind: String,
+    /// Plural resource name, lower case (`deployments`).
     #[schemars(length(min = 1, max = 63), pattern(DNS_1035_LABEL))]
     pub plural_name: String,
+    /// `Namespaced` or `Cluster`.
     pub scope: ResourceScope,
 }
 
@@ -273,13 +299,17 @@ pub enum ControllerStatus {
     NotRunning,
 }
 
+/// Whether the controllers for this type run.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FederatedTypeConfigStatus {
+    /// The `metadata.generation` this status describes.
     #[serde(default)]
     pub observed_generation: i64,
+    /// `Running` while a sync controller propagates this type, else `NotRunning`.
     #[serde(default)]
     pub propagation_controller: ControllerStatus,
+    /// Status collection controller state; accepted for compatibility.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_controller: Option<ControllerStatus>,
 }
@@ -287,14 +317,15 @@ pub struct FederatedTypeConfigStatus {
 // ---------------------------------------------------------------------------------------
 // KubeFedConfig
 
-/// Control-plane settings, one object named `kubefed` in the KubeFed namespace. Every
-/// field is optional; [`KubeFedConfigSpec`]'s accessors apply KubeFed's defaults.
+/// Control-plane settings. Every field but `scope` is optional and takes KubeFed's
+/// default when absent.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "core.kubefed.io",
     version = "v1beta1",
     kind = "KubeFedConfig",
     namespaced,
+    doc = "Settings of the KubeFed control plane: one object named `kubefed` in the KubeFed namespace, read by the controller-manager (cluster health checks, leader election, sync options, feature gates).",
     printcolumn(name = "Scope", type_ = "string", json_path = ".spec.scope"),
     printcolumn(
         name = "Age",
@@ -304,14 +335,18 @@ pub struct FederatedTypeConfigStatus {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct KubeFedConfigSpec {
+    /// `Cluster`: the control plane federates every namespace; `Namespaced`: only the
+    /// KubeFed namespace.
     pub scope: ResourceScope,
+    /// How long a cluster must be seen available or unavailable before it counts as such.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = {}))]
     pub controller_duration: Option<DurationConfig>,
+    /// Leader election of the controller-manager replicas (a Lease).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = {}))]
     pub leader_elect: Option<LeaderElectConfig>,
-    /// Absent: KubeFed's gates and defaults. A list that leaves a gate out is stored as
+    /// Feature gates by name. Absent: KubeFed's gates and defaults. A list that leaves a gate out is stored as
     /// written; the missing gate takes its default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("default" = [
@@ -320,12 +355,15 @@ pub struct KubeFedConfigSpec {
         {"name": "SchedulerPreferences", "configuration": "Enabled"}
     ]))]
     pub feature_gates: Vec<FeatureGatesConfig>,
+    /// How often and how patiently each member's `/healthz` is probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = {}))]
     pub cluster_health_check: Option<ClusterHealthCheckConfig>,
+    /// Options of the controllers that propagate federated objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = {}))]
     pub sync_controller: Option<SyncControllerConfig>,
+    /// Options of KubeFed's status controller; accepted for compatibility.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = {}))]
     pub status_controller: Option<StatusControllerConfig>,
@@ -334,12 +372,15 @@ pub struct KubeFedConfigSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DurationConfig {
+    /// Delay before a cluster that became available is used again (Go duration, `20s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(GO_DURATION), extend("default" = "20s"))]
     pub available_delay: Option<String>,
+    /// Delay before a cluster that became unavailable is given up on (Go duration, `1m0s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(GO_DURATION), extend("default" = "1m0s"))]
     pub unavailable_delay: Option<String>,
+    /// How long a controller waits for its caches to list before it gives up (Go duration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(GO_DURATION))]
     pub cache_sync_timeout: Option<String>,
@@ -348,17 +389,22 @@ pub struct DurationConfig {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaderElectConfig {
+    /// How long a standby waits after the last renewal before taking the lease (Go
+    /// duration, `15s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(GO_DURATION), extend("default" = "15s"))]
     pub lease_duration: Option<String>,
+    /// How long the leader keeps trying to renew before it stops acting (Go duration,
+    /// `10s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(GO_DURATION), extend("default" = "10s"))]
     pub renew_deadline: Option<String>,
+    /// How often candidates try to acquire and the leader renews (Go duration, `5s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(GO_DURATION), extend("default" = "5s"))]
     pub retry_period: Option<String>,
-    /// KubeFed's lock kinds are accepted for compatibility; this implementation always
-    /// locks with a `coordination.k8s.io` Lease (docs/api.md), so the default is `leases`.
+    /// The lock kind. KubeFed's kinds are accepted for compatibility; this implementation
+    /// always locks with a `coordination.k8s.io` Lease, so the default is `leases`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "leases"))]
     pub resource_lock: Option<ResourceLockType>,
@@ -376,8 +422,10 @@ pub enum ResourceLockType {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct FeatureGatesConfig {
+    /// The gate (`PushReconciler`, `RawResourceStatusCollection`, `SchedulerPreferences`).
     #[schemars(length(min = 1))]
     pub name: String,
+    /// `Enabled` or `Disabled`.
     pub configuration: ConfigurationMode,
 }
 
@@ -390,15 +438,19 @@ pub enum ConfigurationMode {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterHealthCheckConfig {
+    /// Time between two probes of a member (Go duration, `10s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(GO_DURATION), extend("default" = "10s"))]
     pub period: Option<String>,
+    /// Failed probes in a row before a ready member is marked offline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1), extend("default" = 3))]
     pub failure_threshold: Option<i64>,
+    /// Successful probes in a row before an offline member is marked ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1), extend("default" = 1))]
     pub success_threshold: Option<i64>,
+    /// How long one probe may take (Go duration, `3s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(GO_DURATION), extend("default" = "3s"))]
     pub timeout: Option<String>,
@@ -407,10 +459,13 @@ pub struct ClusterHealthCheckConfig {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncControllerConfig {
-    /// Reconciles at once per controller. The default is 8, not KubeFed's 1 (docs/api.md).
+    /// Reconciles at once per controller. The default is 8, not KubeFed's 1, so that one
+    /// unresponsive member does not hold every other object back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1), extend("default" = 8))]
     pub max_concurrent_reconciles: Option<i64>,
+    /// `Enabled`: an existing member object with the federated object's name is taken
+    /// over; `Disabled`: it is left alone and reported as `AlreadyExists`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "Enabled"))]
     pub adopt_resources: Option<ResourceAdoption>,

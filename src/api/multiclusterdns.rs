@@ -24,6 +24,11 @@ pub const GROUP: &str = "multiclusterdns.kubefed.io";
 pub const VERSION: &str = "v1alpha1";
 pub const API_VERSION: &str = "multiclusterdns.kubefed.io/v1alpha1";
 
+/// Annotation on a DNSEndpoint holding the number of its endpoints, for the ENDPOINTS
+/// printer column: the API server prints only the first match of a JSONPath like
+/// `.spec.endpoints[*].dnsName`, and JSONPath cannot count.
+pub const ENDPOINT_COUNT_ANNOTATION: &str = "multiclusterdns.kubefed.io/endpoints";
+
 /// TTL KubeFed uses when a record leaves `recordTTL` unset or zero.
 pub const DEFAULT_RECORD_TTL: i64 = 180;
 
@@ -134,7 +139,12 @@ impl Serialize for DomainWire<'_> {
 /// Wire form of a [`Domain`] with `apiVersion` and `kind`, for creating it.
 pub struct DomainWire<'a>(pub &'a Domain);
 
-/// Only here to generate the Domain CRD with the same schema machinery as the others.
+// The Domain CRD is generated through this spec-shaped twin (the same schema machinery as
+// the other kinds), then lifted to the top level by `Domain::crd`. Its doc comment is the
+// Domain's description in the CRD.
+/// The DNS zone of a federation (in the KubeFed namespace). Its name is the
+/// `<federation>` label of every record name, e.g. `test-domain` in
+/// `svc.ns.test-domain.svc.example.com`; its fields sit at the top level, as in KubeFed.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, JsonSchema)]
 #[kube(
     group = "multiclusterdns.kubefed.io",
@@ -174,6 +184,12 @@ pub struct DomainFields {
     kind = "ServiceDNSRecord",
     namespaced,
     status = "ServiceDNSRecordStatus",
+    doc = "DNS names for the Service of the same name and namespace in every member cluster: a global name `<service>.<namespace>.<domainRef>.svc.<domain>` and one per region and zone, whose addresses are the members' load balancers. The controller writes them as the DNSEndpoint `service-<name>`.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Ready')].status"
+    ),
     printcolumn(name = "Domain", type_ = "string", json_path = ".status.domain"),
     printcolumn(
         name = "DomainRef",
@@ -214,6 +230,7 @@ pub struct ServiceDNSRecordSpec {
     pub per_cluster_records: bool,
 }
 
+/// What the controller found in the member clusters and could publish.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceDNSRecordStatus {
@@ -233,11 +250,16 @@ pub struct ServiceDNSRecordStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterDns {
+    /// Name of the KubeFedCluster.
     pub cluster: String,
+    /// The Service's load balancer in that cluster; empty while the cluster is offline or
+    /// its Service has no ready endpoints.
     #[serde(default)]
     pub load_balancer: LoadBalancerStatus,
+    /// Zones of the cluster's nodes (from its KubeFedCluster status).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<String>,
+    /// Region of the cluster's nodes (from its KubeFedCluster status).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub region: String,
 }
@@ -253,6 +275,12 @@ pub struct ClusterDns {
     kind = "IngressDNSRecord",
     namespaced,
     status = "IngressDNSRecordStatus",
+    doc = "DNS names for the hosts of the Ingress of the same name and namespace in every member cluster: one A/AAAA record per host with every member's Ingress load balancer addresses, written as the DNSEndpoint `ingress-<name>`.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Ready')].status"
+    ),
     printcolumn(name = "Hosts", type_ = "string", json_path = ".spec.hosts"),
     printcolumn(name = "TTL", type_ = "integer", json_path = ".spec.recordTTL"),
     printcolumn(
@@ -273,19 +301,26 @@ pub struct IngressDNSRecordSpec {
     pub record_ttl: i64,
 }
 
+/// What the controller found in the member clusters and could publish.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressDNSRecordStatus {
+    /// One entry per member cluster, sorted by cluster name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<ClusterIngressDns>,
+    /// What only the controller can judge: `Ready` and its reasons (unresolvable load
+    /// balancer hostnames, hosts without addresses).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
 
+/// A cluster's share of an Ingress: its load balancer.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterIngressDns {
+    /// Name of the KubeFedCluster.
     pub cluster: String,
+    /// The Ingress's load balancer in that cluster; empty while the cluster is offline.
     #[serde(default)]
     pub load_balancer: LoadBalancerStatus,
 }
@@ -302,10 +337,13 @@ pub struct ClusterIngressDns {
     kind = "DNSEndpoint",
     namespaced,
     status = "DNSEndpointStatus",
+    doc = "DNS records in the shape ExternalDNS's CRD source reads, written by the ServiceDNSRecord and IngressDNSRecord controllers (named `service-<record>` or `ingress-<record>`, owned by the record) and served by the skydns writer and the embedded DNS server.",
     printcolumn(
         name = "Endpoints",
+        // A string: annotation values are, and the API server prints nothing for a
+        // string under an integer column.
         type_ = "string",
-        json_path = ".spec.endpoints[*].dnsName"
+        json_path = ".metadata.annotations.multiclusterdns\\.kubefed\\.io/endpoints"
     ),
     printcolumn(
         name = "Age",
@@ -315,6 +353,7 @@ pub struct ClusterIngressDns {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DNSEndpointSpec {
+    /// The records: one per DNS name and record type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<Endpoint>,
 }
@@ -338,6 +377,8 @@ pub struct Endpoint {
     #[serde(rename = "recordTTL", default, skip_serializing_if = "is_zero")]
     #[schemars(range(min = 0, max = TTL_MAX))]
     pub record_ttl: i64,
+    /// Provider-specific labels (KubeFed sets `serviceName` for records with an
+    /// `externalName`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }
@@ -346,9 +387,11 @@ fn is_zero(v: &i64) -> bool {
     *v == 0
 }
 
+/// Written by ExternalDNS once it has processed the object.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DNSEndpointStatus {
+    /// The `metadata.generation` ExternalDNS last processed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub observed_generation: i64,
 }

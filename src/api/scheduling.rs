@@ -22,6 +22,7 @@ fn is_zero(v: &i64) -> bool {
     version = "v1alpha1",
     kind = "ReplicaSchedulingPreference",
     namespaced,
+    doc = "Spreads the replicas of the FederatedDeployment or FederatedReplicaSet of the same name and namespace over the member clusters by weight, within per-cluster minimum and maximum, as replica overrides; clusters that go offline lose their share.",
     status = "ReplicaSchedulingPreferenceStatus",
     shortname = "rsp",
     printcolumn(name = "Target", type_ = "string", json_path = ".spec.targetKind"),
@@ -54,17 +55,21 @@ pub struct ReplicaSchedulingPreferenceSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterPreferences {
+    /// Replicas the cluster gets before any weighting.
     #[serde(default, skip_serializing_if = "is_zero")]
     #[schemars(range(min = 0))]
     pub min_replicas: i64,
+    /// Replicas the cluster gets at most; absent means no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub max_replicas: Option<i64>,
+    /// The cluster's share of the remaining replicas, relative to the other weights.
     #[serde(default, skip_serializing_if = "is_zero")]
     #[schemars(range(min = 0))]
     pub weight: i64,
 }
 
+/// Empty: the outcome shows in the federated object's overrides and status.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct ReplicaSchedulingPreferenceStatus {}
 

@@ -45,17 +45,28 @@ pub fn federated_type_for(target: &ApiResource, federated_group: &str) -> ApiRes
     }
 }
 
-/// The CRD for a federated type.
+/// The CRD for a federated type. Every field carries a description, so that
+/// `kubectl explain federateddeployments.spec.placement` helps.
 pub fn federated_crd(federated: &ApiResource) -> CustomResourceDefinition {
     let scope = match federated.scope {
         ResourceScope::Namespaced => "Namespaced",
         ResourceScope::Cluster => "Cluster",
     };
+    let target = federated
+        .kind
+        .strip_prefix("Federated")
+        .unwrap_or(&federated.kind);
+    let description = format!(
+        "A {target} to propagate to member clusters: its template, the clusters it goes to \
+         and per-cluster overrides. The sync controller creates, updates and deletes the \
+         {target} in each placed cluster and reports the outcome in status."
+    );
     let spec_schema = json!({
+        "description": "What to propagate and where.",
         "type": "object",
         "properties": {
             "template": {
-                "description": "The target object, without apiVersion and kind.",
+                "description": format!("The {target} to create in each placed cluster, without apiVersion and kind (namespace and name are the federated object's)."),
                 "type": "object",
                 "x-kubernetes-preserve-unknown-fields": true
             },
@@ -64,33 +75,39 @@ pub fn federated_crd(federated: &ApiResource) -> CustomResourceDefinition {
         }
     });
     let status_schema = json!({
+        "description": "Propagation as the sync controller last saw it.",
         "type": "object",
         "properties": {
-            "observedGeneration": {"type": "integer", "format": "int64"},
+            "observedGeneration": {
+                "description": "The metadata.generation this status describes.",
+                "type": "integer", "format": "int64"
+            },
             "conditions": {
+                "description": "The `Propagation` condition: True when every placed cluster holds the current template.",
                 "type": "array",
                 "items": {
                     "type": "object",
                     "required": ["type", "status"],
                     "properties": {
-                        "type": {"type": "string"},
-                        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-                        "reason": {"type": "string"},
-                        "lastUpdateTime": {"type": "string", "format": "date-time"},
-                        "lastTransitionTime": {"type": "string", "format": "date-time"}
+                        "type": {"description": "The condition type, `Propagation`.", "type": "string"},
+                        "status": {"description": "`True`, `False` or `Unknown`.", "type": "string", "enum": ["True", "False", "Unknown"]},
+                        "reason": {"description": "Why, in one CamelCase word (`CheckClusters`, `ClusterRetrievalFailed`, `NamespaceNotFederated`, ...).", "type": "string"},
+                        "lastUpdateTime": {"description": "When the condition was last written.", "type": "string", "format": "date-time"},
+                        "lastTransitionTime": {"description": "When `status` last changed.", "type": "string", "format": "date-time"}
                     }
                 }
             },
             "clusters": {
+                "description": "One entry per placed cluster where propagation is not (yet) in the desired state.",
                 "type": "array",
                 "items": {
                     "type": "object",
                     "required": ["name"],
                     "properties": {
-                        "name": {"type": "string"},
-                        "status": {"type": "string"},
-                        "message": {"type": "string"},
-                        "remoteStatus": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+                        "name": {"description": "Name of the KubeFedCluster.", "type": "string"},
+                        "status": {"description": "What happened there (`AlreadyExists`, `ClusterNotReady`, `CreationFailed`, `UpdateFailed`, `WaitingForRemoval`, ...).", "type": "string"},
+                        "message": {"description": "Details of the failure, for people.", "type": "string"},
+                        "remoteStatus": {"description": format!("The status of the {target} in that cluster, when status collection is on."), "type": "object", "x-kubernetes-preserve-unknown-fields": true}
                     }
                 }
             }
@@ -123,11 +140,14 @@ pub fn federated_crd(federated: &ApiResource) -> CustomResourceDefinition {
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
                 ],
                 "schema": {"openAPIV3Schema": {
+                    "description": description,
                     "type": "object",
                     "required": ["spec"],
                     "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
+                        "apiVersion": {"description": "The versioned schema of this object, e.g. `types.kubefed.io/v1beta1`.", "type": "string"},
+                        "kind": {"description": format!("`{}`.", federated.kind), "type": "string"},
+                        // The API server describes metadata itself and refuses anything
+                        // but its type here.
                         "metadata": {"type": "object"},
                         "spec": spec_schema,
                         "status": status_schema
@@ -145,26 +165,29 @@ fn placement_schema() -> serde_json::Value {
         "type": "object",
         "properties": {
             "clusters": {
+                "description": "The clusters, by KubeFedCluster name.",
                 "type": "array",
                 "items": {
                     "type": "object",
                     "required": ["name"],
-                    "properties": {"name": {"type": "string", "minLength": 1}}
+                    "properties": {"name": {"description": "Name of a KubeFedCluster.", "type": "string", "minLength": 1}}
                 }
             },
             "clusterSelector": {
+                "description": "The clusters whose KubeFedCluster labels match (used when `clusters` is absent).",
                 "type": "object",
                 "properties": {
-                    "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "matchLabels": {"description": "Labels a cluster must have, all of them.", "type": "object", "additionalProperties": {"type": "string"}},
                     "matchExpressions": {
+                        "description": "Label requirements a cluster must meet, all of them.",
                         "type": "array",
                         "items": {
                             "type": "object",
                             "required": ["key", "operator"],
                             "properties": {
-                                "key": {"type": "string"},
-                                "operator": {"type": "string", "enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
-                                "values": {"type": "array", "items": {"type": "string"}}
+                                "key": {"description": "The label key.", "type": "string"},
+                                "operator": {"description": "`In`, `NotIn`, `Exists` or `DoesNotExist`.", "type": "string", "enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                                "values": {"description": "The values for `In` and `NotIn`.", "type": "array", "items": {"type": "string"}}
                             }
                         }
                     }
@@ -182,16 +205,17 @@ fn overrides_schema() -> serde_json::Value {
             "type": "object",
             "required": ["clusterName"],
             "properties": {
-                "clusterName": {"type": "string", "minLength": 1},
+                "clusterName": {"description": "The KubeFedCluster the patches apply to.", "type": "string", "minLength": 1},
                 "clusterOverrides": {
+                    "description": "The patches, applied in order.",
                     "type": "array",
                     "items": {
                         "type": "object",
                         "required": ["path"],
                         "properties": {
-                            "op": {"type": "string", "enum": ["add", "remove", "replace"], "default": "replace"},
-                            "path": {"type": "string", "pattern": "^/"},
-                            "value": {"x-kubernetes-preserve-unknown-fields": true}
+                            "op": {"description": "`add`, `remove` or `replace` (the default).", "type": "string", "enum": ["add", "remove", "replace"], "default": "replace"},
+                            "path": {"description": "A JSON pointer into the template, e.g. `/spec/replicas`.", "type": "string", "pattern": "^/"},
+                            "value": {"description": "The value for `add` and `replace`.", "x-kubernetes-preserve-unknown-fields": true}
                         }
                     }
                 }

@@ -12,8 +12,9 @@ use crate::dns::controllers::ExternalDnsCopy;
 
 #[derive(Args, Debug)]
 pub struct ControllerManagerArgs {
-    /// Kubeconfig of the host cluster (default: $KUBECONFIG, ~/.kube/config or in-cluster).
-    #[arg(long, env = "KUBECONFIG")]
+    /// Kubeconfig file of the host cluster (default: the files of $KUBECONFIG merged as
+    /// kubectl does, ~/.kube/config, or the in-cluster service account).
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Context of the host cluster in the kubeconfig.
     #[arg(long)]

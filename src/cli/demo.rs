@@ -48,7 +48,7 @@ pub enum DemoCommand {
     },
 }
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+pub async fn run(args: DemoArgs, log_file: Option<PathBuf>) -> anyhow::Result<()> {
     match args.command {
         None => {
             let shutdown = tokio_util::sync::CancellationToken::new();
@@ -62,6 +62,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                     state_dir: args.state_dir,
                     once: args.once,
                     examples_dir: args.examples_dir,
+                    log_file,
                 },
                 shutdown,
             )
@@ -96,12 +97,22 @@ async fn up(dir: StateDir, clusters: usize) -> anyhow::Result<()> {
             dir.state_dir.display()
         );
     }
+    println!(
+        "==> starting etcd and {clusters} kube-apiserver{} in {}",
+        if clusters == 1 { "" } else { "s" },
+        dir.state_dir.display()
+    );
     let mut opts = Options::new(&dir.state_dir, clusters);
     opts.lifetime = Lifetime::Detached;
     let fed = LocalFederation::start(opts)
         .await
         .context("starting the local federation")?;
     // Leave a usable host: the kubefed namespace and the CRDs, as a control plane install would.
+    println!(
+        "==> installing the namespace {} and the kubefed CRDs on {}",
+        api::DEFAULT_KUBEFED_NAMESPACE,
+        localup::cluster_name(0)
+    );
     let host = fed.client(&localup::cluster_name(0)).await?;
     crate::kube::apply::ensure_namespace(&host, api::DEFAULT_KUBEFED_NAMESPACE).await?;
     crate::kube::apply::apply_crds(&host, &api::crds(), Duration::from_secs(60)).await?;

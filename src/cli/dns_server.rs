@@ -47,7 +47,11 @@ pub struct DnsServerArgs {
 
 pub async fn run(args: DnsServerArgs) -> anyhow::Result<()> {
     let registry = Registry::new();
+    crate::admin::build_info::register(&registry)?;
     let metrics = DnsMetrics::register(&registry).context("registering DNS metrics")?;
+    metrics
+        .register_etcd(&registry)
+        .context("registering DNS metrics")?;
     let readiness = Readiness::default();
     let zones = args
         .zones

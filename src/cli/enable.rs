@@ -9,7 +9,6 @@ use clap::Args;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
 
 use crate::api::DEFAULT_KUBEFED_NAMESPACE;
@@ -27,8 +26,9 @@ pub struct HostOpts {
     /// Namespace of the KubeFed control plane in the host cluster.
     #[arg(long, default_value = DEFAULT_KUBEFED_NAMESPACE)]
     pub kubefed_namespace: String,
-    /// Kubeconfig (default: $KUBECONFIG or ~/.kube/config).
-    #[arg(long, env = "KUBECONFIG")]
+    /// Kubeconfig file (default: the files of $KUBECONFIG merged as kubectl does, or
+    /// ~/.kube/config).
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
 }
 
@@ -179,27 +179,9 @@ pub async fn run_disable(args: DisableArgs) -> anyhow::Result<()> {
 
 /// A client for the host cluster from `--kubeconfig` and `--host-cluster-context`.
 pub async fn host_client(opts: &HostOpts) -> anyhow::Result<Client> {
-    let (kubeconfig, path) = match &opts.kubeconfig {
-        Some(p) => (
-            Kubeconfig::read_from(p)
-                .with_context(|| format!("reading kubeconfig {}", p.display()))?,
-            p.display().to_string(),
-        ),
-        None => (
-            Kubeconfig::read().context("reading the kubeconfig ($KUBECONFIG or ~/.kube/config)")?,
-            "$KUBECONFIG or ~/.kube/config".to_string(),
-        ),
-    };
-    if let Some(ctx) = &opts.host_cluster_context
-        && !kubeconfig.contexts.iter().any(|c| &c.name == ctx)
-    {
-        bail!("context {ctx:?} not found in kubeconfig {path}");
-    }
-    let kopts = KubeConfigOptions {
-        context: opts.host_cluster_context.clone(),
-        ..Default::default()
-    };
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &kopts)
+    let loaded = crate::kube::kubeconfig::load(opts.kubeconfig.as_deref())?;
+    let mut config = loaded
+        .config(opts.host_cluster_context.as_deref())
         .await
         .context("building the host cluster client")?;
     config.connect_timeout = Some(Duration::from_secs(5));

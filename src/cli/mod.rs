@@ -1,5 +1,10 @@
 //! The `kubefed` command line: one subcommand per verb of `../shared/SPEC.md` §6. Each
 //! subcommand parses its flags here and calls into the library.
+//!
+//! It also owns what every command shares at the process level: the log subscriber
+//! ([`init_tracing`], [`log_filter`]: strict filters, text or flattened JSON, never a
+//! panic on a closed output) and how an error is printed ([`error_message`]: one line,
+//! API errors as their message).
 
 mod controller_manager;
 mod crds;
@@ -8,16 +13,19 @@ mod dns_server;
 mod enable;
 mod federate;
 mod join;
+mod orphaning;
 mod render;
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "kubefed",
     version,
+    long_version = LONG_VERSION,
     about = "Kubernetes Cluster Federation centred on multi-cluster DNS"
 )]
 pub struct Cli {
@@ -40,6 +48,10 @@ pub struct GlobalOpts {
         env = "KUBEFED_LOG"
     )]
     pub log: String,
+    /// Append logs to this file instead of stderr (`demo` logs to `STATE_DIR/kubefed.log`
+    /// by default, so that its output stays readable).
+    #[arg(long, global = true, env = "KUBEFED_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -57,7 +69,7 @@ pub enum Command {
     /// Register a member cluster with the control plane.
     Join(join::JoinArgs),
     /// Remove a member cluster from the control plane.
-    Unjoin(join::JoinArgs),
+    Unjoin(join::UnjoinArgs),
     /// Enable propagation of a Kubernetes type (creates `Federated<Kind>` and its FederatedTypeConfig).
     Enable(enable::EnableArgs),
     /// Disable propagation of a federated type.
@@ -70,27 +82,144 @@ pub enum Command {
     Crds(crds::CrdsArgs),
     /// Run a local federation of real API servers (up/down).
     Demo(demo::DemoArgs),
+    /// Keep (or stop keeping) a federated object's member copies when it is deleted.
+    #[command(subcommand)]
+    OrphaningDeletion(orphaning::OrphaningCommand),
+    /// Print the version, git commit, build date and target of this binary.
+    Version(VersionArgs),
+    /// Print a shell completion script (e.g. `source <(kubefed completion bash)`).
+    Completion { shell: clap_complete::Shell },
 }
 
-pub fn init_tracing(opts: &GlobalOpts) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&opts.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only on a terminal: logs redirected to files stay greppable.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    match opts.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+impl Command {
+    /// Servers and the demo: they run until a signal and must shut down gracefully.
+    pub fn is_long_running(&self) -> bool {
+        matches!(
+            self,
+            Command::ControllerManager(_) | Command::DnsServer(_) | Command::Demo(_)
+        )
     }
 }
 
+/// `kubefed --version` in full: what `kubefed version` prints.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ngit commit: ",
+    env!("KUBEFED_GIT_COMMIT"),
+    "\nbuild date: ",
+    env!("KUBEFED_BUILD_DATE"),
+    "\ntarget:     ",
+    env!("KUBEFED_TARGET")
+);
+
+#[derive(Args, Debug)]
+pub struct VersionArgs {
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = VersionFormat::Text)]
+    pub output: VersionFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum VersionFormat {
+    Text,
+    Json,
+}
+
+impl Cli {
+    /// Where logs go: `--log-file`, else the demo's own file, else stderr (`None`).
+    pub fn log_file(&self) -> Option<PathBuf> {
+        self.global
+            .log_file
+            .clone()
+            .or_else(|| match &self.command {
+                Command::Demo(d) if d.command.is_none() => Some(d.state_dir.join("kubefed.log")),
+                _ => None,
+            })
+    }
+}
+
+/// Installs the global subscriber: `--log` as an EnvFilter (an invalid one is an error,
+/// not a silent fallback), text or JSON lines on stderr or appended to `file`.
+pub fn init_tracing(opts: &GlobalOpts, file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    let filter = log_filter(&opts.log)?;
+    let (writer, ansi) = match file {
+        None => (
+            BoxMakeWriter::new(std::io::stderr),
+            // Colour only on a terminal: logs redirected to files stay greppable.
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ),
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening the log file {}", path.display()))?;
+            (BoxMakeWriter::new(std::sync::Mutex::new(f)), false)
+        }
+    };
+    // A log line that cannot be written (stderr closed, e.g. piped to `head`) is dropped.
+    // tracing-subscriber would otherwise report it with `eprintln!`, which panics on the
+    // same closed stderr, in whatever task logged: the signal handler included, and then
+    // SIGTERM no longer stops the process.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .log_internal_errors(false);
+    match opts.log_format {
+        LogFormat::Text => builder.init(),
+        // `message` and the event's fields at the top level, as log pipelines expect.
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    Ok(())
+}
+
+/// An error as the CLI prints it: the context chain on one line, each kube API error as
+/// its message ([`crate::kube::Brief`]) rather than kube's Display with the whole Status.
+pub fn error_message(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        match cause.downcast_ref::<kube::Error>() {
+            Some(k @ kube::Error::Api(_)) => {
+                parts.push(crate::kube::Brief(k).to_string());
+                // Its source is the same Status again.
+                break;
+            }
+            _ => parts.push(cause.to_string()),
+        }
+    }
+    parts.join(": ")
+}
+
+/// kube's client logs every failed HTTP request at ERROR from its tracing layer
+/// (`kube_client::client::builder`), however the caller handles the failure: waiting for
+/// an API server to come up printed dozens of them. kubefed reports the failures it acts
+/// on itself, once, naming the cluster, so that target is off unless the filter names
+/// `kube_client` (e.g. `--log info,kube_client=debug`).
+pub fn log_filter(spec: &str) -> anyhow::Result<tracing_subscriber::EnvFilter> {
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .parse(spec)
+        .map_err(|e| anyhow::anyhow!("invalid --log filter {spec:?}: {e}"))?;
+    if spec.contains("kube_client") {
+        return Ok(filter);
+    }
+    Ok(filter.add_directive(
+        "kube_client::client::builder=off"
+            .parse()
+            .expect("a valid directive"),
+    ))
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let log_file = cli.log_file();
     match cli.command {
         Command::Crds(args) => crds::run(args),
-        Command::Demo(args) => demo::run(args).await,
+        Command::Demo(args) => demo::run(args, log_file).await,
         Command::ControllerManager(args) => controller_manager::run(args).await,
         Command::DnsServer(args) => dns_server::run(args).await,
         Command::Join(args) => join::run_join(args).await,
@@ -99,6 +228,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Disable(args) => enable::run_disable(args).await,
         Command::Federate(args) => federate::run(args).await,
         Command::Render(args) => render::run(args),
+        Command::OrphaningDeletion(cmd) => orphaning::run(cmd).await,
+        Command::Version(args) => {
+            let b = crate::admin::build_info::BUILD;
+            match args.output {
+                VersionFormat::Text => println!("kubefed {LONG_VERSION}"),
+                VersionFormat::Json => println!("{}", serde_json::to_string_pretty(&b)?),
+            }
+            Ok(())
+        }
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "kubefed",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
 }
 
@@ -108,4 +256,71 @@ pub struct StateDir {
     /// Directory holding `kubeconfig` and `state.json` of the local federation.
     #[arg(long, default_value = ".cache/demo")]
     pub state_dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// What the filter lets through of one kube client error and one of ours.
+    fn logged(spec: &str) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_env_filter(log_filter(spec).unwrap())
+            .with_writer(move || out.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(sub, || {
+            tracing::error!(target: "kube_client::client::builder", "failed with error client error (Connect)");
+            tracing::error!(target: "kubefed::cluster", "cluster2 unreachable");
+        });
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn an_api_error_prints_as_its_message() {
+        let status = kube::core::Status {
+            message: "namespaces \"x\" not found".into(),
+            reason: "NotFound".into(),
+            code: 404,
+            ..Default::default()
+        };
+        let e = anyhow::Error::new(kube::Error::Api(Box::new(status))).context("reading x");
+        assert_eq!(
+            error_message(&e),
+            "reading x: namespaces \"x\" not found (NotFound, 404)"
+        );
+    }
+
+    #[test]
+    fn an_invalid_log_filter_is_an_error() {
+        let e = log_filter("info,kubefed=loud").unwrap_err().to_string();
+        assert!(e.contains("invalid --log filter"), "{e}");
+        assert!(log_filter("info,kubefed=debug").is_ok());
+    }
+
+    #[test]
+    fn kube_client_request_errors_are_off_unless_asked_for() {
+        let out = logged("info");
+        assert!(out.contains("cluster2 unreachable"), "{out}");
+        assert!(!out.contains("client error (Connect)"), "{out}");
+        let out = logged("debug");
+        assert!(!out.contains("client error (Connect)"), "{out}");
+        let out = logged("info,kube_client=debug");
+        assert!(out.contains("client error (Connect)"), "{out}");
+    }
 }

@@ -19,9 +19,26 @@ pub fn is_dns_label(s: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
+/// An RFC 1123 subdomain (`prod.eu`): what Kubernetes accepts as an object name, and so
+/// as a KubeFedCluster name, as kubefedctl allows.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_dns_label;
+    use super::{is_dns_label, is_dns_subdomain};
+
+    #[test]
+    fn cluster_names_may_be_rfc1123_subdomains() {
+        for ok in ["a", "prod.eu", "us-east-1.prod"] {
+            assert!(is_dns_subdomain(ok), "{ok}");
+        }
+        let long = ["a"; 128].join(".");
+        for bad in ["", ".a", "a.", "a..b", "Prod.eu", "a_b.c", long.as_str()] {
+            assert!(!is_dns_subdomain(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn cluster_names_are_rfc1123_labels() {

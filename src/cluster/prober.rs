@@ -85,7 +85,7 @@ impl ClusterMetrics {
 pub enum ProberError {
     #[error("the cluster has no client yet (its Secret is missing or invalid)")]
     NotConnected,
-    #[error("writing the status: {0}")]
+    #[error("writing the status: {}", crate::kube::Brief(.0))]
     WriteStatus(#[source] kube::Error),
 }
 

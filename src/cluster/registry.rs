@@ -40,6 +40,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::client::{ClientKind, member_client, secret_token};
 use crate::api::core::KubeFedCluster;
 use crate::host::HostIndex;
+use crate::kube::BriefWatch;
 use crate::kube::controller::Trigger;
 use crate::kube::watch::backoff;
 
@@ -644,9 +645,11 @@ async fn member_watch<K>(
                     Event::Init => {}
                 }
             }
-            Some(Err(e)) if failing => debug!(error = %e, "watch failed; retrying with backoff"),
+            Some(Err(e)) if failing => {
+                debug!(error = %BriefWatch(&e), "watch failed; retrying with backoff")
+            }
             Some(Err(e)) => {
-                warn!(error = %e, "watch failed; retrying with backoff");
+                warn!(error = %BriefWatch(&e), "watch failed; retrying with backoff");
                 failing = true;
             }
             None => return,

@@ -48,7 +48,7 @@ pub enum RspError {
     Overrides(#[from] OverrideError),
     #[error("the scheduled federated object is not valid: {0}")]
     Invalid(#[source] serde_json::Error),
-    #[error("writing the federated object: {0}")]
+    #[error("writing the federated object: {}", crate::kube::Brief(.0))]
     Write(#[source] kube::Error),
 }
 

@@ -30,7 +30,7 @@ use crate::kube::controller::{self, ControllerError, ControllerMetrics, Spec};
 
 #[derive(Debug, Error)]
 pub enum SupervisorError {
-    #[error("writing the FederatedTypeConfig status: {0}")]
+    #[error("writing the FederatedTypeConfig status: {}", crate::kube::Brief(.0))]
     WriteStatus(#[source] kube::Error),
 }
 

@@ -91,7 +91,10 @@ impl SyncMetrics {
 pub enum SyncError {
     #[error("{0} has not listed yet")]
     NotSynced(String),
-    #[error("writing the {what} of the federated object: {source}")]
+    #[error(
+        "writing the {what} of the federated object: {}",
+        crate::kube::Brief(source)
+    )]
     Host {
         what: &'static str,
         #[source]

@@ -28,7 +28,7 @@ pub async fn apply_crds(
         doc["kind"] = "CustomResourceDefinition".into();
         api.patch(&name, &pp, &Patch::Apply(doc))
             .await
-            .map_err(|e| anyhow::anyhow!("applying CRD {name}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("applying CRD {name}: {}", super::Brief(&e)))?;
     }
     let deadline = Instant::now() + timeout;
     for crd in crds {
@@ -62,7 +62,7 @@ pub async fn ensure_namespace(client: &Client, name: &str) -> anyhow::Result<()>
         serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
     api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(ns))
         .await
-        .map_err(|e| anyhow::anyhow!("creating namespace {name}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("creating namespace {name}: {}", super::Brief(&e)))?;
     Ok(())
 }
 
@@ -111,7 +111,7 @@ pub async fn apply_yaml(
             &Patch::Apply(&doc),
         )
         .await
-        .map_err(|e| anyhow::anyhow!("applying {kind} {name}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("applying {kind} {name}: {}", super::Brief(&e)))?;
         applied.push(format!("{kind}/{name}"));
     }
     Ok(applied)

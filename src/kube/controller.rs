@@ -356,8 +356,21 @@ pub async fn run<K, C, F, Fut, E>(
             }
         },
         move |obj: Arc<K>, err: &E, inner: Arc<Inner<C, F>>| {
-            let key = key_of(&ObjectRef::from_obj_with(&*obj, dyntype.clone()));
-            match inner.state.next_delay(key, err.retry()) {
+            let r = ObjectRef::from_obj_with(&*obj, dyntype.clone());
+            let delay = inner.state.next_delay(key_of(&r), err.retry());
+            // Logged here rather than from the result stream, so the line can say when the
+            // next attempt comes: one line per backoff step, the error's own one-line text.
+            let name = inner.state.name;
+            let retry_in = delay.map_or_else(
+                || "on the next change".to_string(),
+                |d| format!("{:.1}s", d.as_secs_f64()),
+            );
+            if err.retry() == Retry::Soon {
+                debug!(controller = name, object = %r, error = %err, retry_in, "not ready yet");
+            } else {
+                warn!(controller = name, object = %r, reason = err.reason(), error = %err, retry_in, "reconcile failed");
+            }
+            match delay {
                 Some(d) => Action::requeue(d),
                 None => Action::await_change(),
             }
@@ -379,13 +392,8 @@ pub async fn run<K, C, F, Fut, E>(
                 state.succeeded(&key);
                 on_missing(r.namespace.as_deref(), &r.name);
             }
-            Some(Err(controller::Error::ReconcilerFailed(e, r))) => {
-                if e.retry() == Retry::Soon {
-                    debug!(controller = name, object = %r, error = %e, "not ready yet; retrying");
-                } else {
-                    warn!(controller = name, object = %r, reason = e.reason(), error = %e, "reconcile failed");
-                }
-            }
+            // Logged by the error policy above.
+            Some(Err(controller::Error::ReconcilerFailed(..))) => {}
             Some(Err(e)) => warn!(controller = name, error = %e, "controller runtime error"),
         }
     }

@@ -239,9 +239,9 @@ async fn run<K>(
                 // Logged once per outage at warn, then at debug: a dead API server must not
                 // flood the log with one line per retry.
                 if failing {
-                    debug!(%kind, error = %e, "watch failed; retrying with backoff");
+                    debug!(%kind, error = %super::BriefWatch(&e), "watch failed; retrying with backoff");
                 } else {
-                    warn!(%kind, error = %e, "watch failed; retrying with backoff");
+                    warn!(%kind, error = %super::BriefWatch(&e), "watch failed; retrying with backoff");
                     failing = true;
                 }
             }

@@ -51,7 +51,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::api::multiclusterdns::{
-    DNSEndpoint, IngressDNSRecord, IngressDNSRecordStatus, ServiceDNSRecord, ServiceDNSRecordStatus,
+    DNSEndpoint, ENDPOINT_COUNT_ANNOTATION, IngressDNSRecord, IngressDNSRecordStatus,
+    ServiceDNSRecord, ServiceDNSRecordStatus,
 };
 use crate::cluster::registry::{ClusterRegistry, RegistryEvent};
 use crate::dns::records::status::{
@@ -117,11 +118,11 @@ pub enum DnsError {
     HealthUnknown(String),
     #[error("member {cluster} has not listed its {kind}s yet")]
     MemberNotSynced { cluster: String, kind: String },
-    #[error("writing the status: {0}")]
+    #[error("writing the status: {}", crate::kube::Brief(.0))]
     WriteStatus(#[source] kube::Error),
-    #[error("publishing the DNSEndpoint: {0}")]
+    #[error("publishing the DNSEndpoint: {}", crate::kube::Brief(.0))]
     Publish(#[source] kube::Error),
-    #[error("deleting DNSEndpoint {name}: {source}")]
+    #[error("deleting DNSEndpoint {name}: {}", crate::kube::Brief(source))]
     Delete {
         name: String,
         #[source]
@@ -709,7 +710,10 @@ impl Ctx {
             Ok(r) => match self.write_endpoints(r.clone()).await {
                 Ok(()) => (None, r.problems.clone(), Ok(())),
                 Err(e) => (
-                    Some(("PublishFailed", format!("writing the DNSEndpoint: {e}"))),
+                    Some((
+                        "PublishFailed",
+                        format!("writing the DNSEndpoint: {}", crate::kube::Brief(&e)),
+                    )),
                     vec![],
                     Err(e),
                 ),
@@ -770,9 +774,17 @@ impl Ctx {
             .endpoints
             .store()
             .get(&ObjectRef::new(&name).within(&ns));
+        let count = |o: &DNSEndpoint| {
+            o.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ENDPOINT_COUNT_ANNOTATION))
+                .cloned()
+        };
         let same = current.as_ref().is_some_and(|c| {
             c.spec == desired.spec
                 && c.metadata.owner_references == desired.metadata.owner_references
+                && count(c) == count(&desired)
         });
         if !same {
             let api: Api<DNSEndpoint> = Api::namespaced(self.host.clone(), &ns);

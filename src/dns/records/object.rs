@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{Endpoint, Problem, RecordError, Resolved, ingress_endpoints, service_endpoints};
 use crate::api::multiclusterdns::{
-    DNSEndpoint, DNSEndpointSpec, IngressDNSRecord, ServiceDNSRecord,
+    DNSEndpoint, DNSEndpointSpec, ENDPOINT_COUNT_ANNOTATION, IngressDNSRecord, ServiceDNSRecord,
 };
 
 /// The group/version ExternalDNS's CRD source reads from v0.21 on (external-dns#6414).
@@ -46,11 +46,13 @@ fn dns_endpoint<K: Resource<DynamicType = ()>>(
     name: String,
     endpoints: Vec<Endpoint>,
 ) -> DNSEndpoint {
+    let count = endpoints.len().to_string();
     let mut obj = DNSEndpoint::new(&name, DNSEndpointSpec { endpoints });
     obj.metadata = ObjectMeta {
         name: Some(name),
         namespace: rec.meta().namespace.clone(),
         owner_references: owner_of(rec).map(|o| vec![o]),
+        annotations: Some([(ENDPOINT_COUNT_ANNOTATION.to_string(), count)].into()),
         ..Default::default()
     };
     obj

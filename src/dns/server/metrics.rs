@@ -33,6 +33,7 @@ pub struct DnsMetrics {
 }
 
 impl DnsMetrics {
+    /// Registers the metrics every DNS server has (see [`DnsMetrics::register_etcd`]).
     pub fn register(registry: &Registry) -> prometheus::Result<DnsMetrics> {
         let m = DnsMetrics {
             queries: IntCounterVec::new(
@@ -87,9 +88,15 @@ impl DnsMetrics {
         registry.register(Box::new(m.index_entries.clone()))?;
         registry.register(Box::new(m.index_serial.clone()))?;
         registry.register(Box::new(m.malformed.clone()))?;
-        registry.register(Box::new(m.resyncs.clone()))?;
-        registry.register(Box::new(m.watch_lag.clone()))?;
-        registry.register(Box::new(m.etcd_revision.clone()))?;
         Ok(m)
+    }
+
+    /// Exports the `kubefed_dns_etcd_*` metrics, for a server fed from etcd only: the
+    /// embedded server has no etcd, and a revision of 0 there would read as a broken feed.
+    pub fn register_etcd(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.resyncs.clone()))?;
+        registry.register(Box::new(self.watch_lag.clone()))?;
+        registry.register(Box::new(self.etcd_revision.clone()))?;
+        Ok(())
     }
 }
