@@ -10,7 +10,12 @@
 //! - if that revision was compacted, the prefix is listed again and the new snapshot
 //!   replaces the old one in one swap, then the watch resumes from the listing's revision;
 //! - a value that cannot be served is skipped, logged once per key and revision, and
-//!   counted in `kubefed_dns_malformed_values_total`.
+//!   counted in `kubefed_dns_malformed_values_total`;
+//! - until the first complete listing (or hand-over) the served snapshot is the
+//!   unloaded placeholder, answered with SERVFAIL ([`IndexHandle::is_loaded`]);
+//! - the time of the last contact that proved the index in sync (a listing, a watch
+//!   event, a progress notification) is kept, and `/readyz` fails once it is older
+//!   than the configured bound ([`IndexHandle::watch_readiness`]).
 //!
 //! Each applied batch costs `O(log n)` per changed key (the index is a persistent map)
 //! and tells the new snapshot which paths changed, so the UDP response store keeps what
@@ -18,7 +23,7 @@
 //! particular (the store starts over).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,7 +31,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::index::{Entries, IndexConfig, IndexError, Service, Snapshot, ZoneConfig};
+use super::index::{CaseVariants, Entries, IndexConfig, IndexError, Service, Snapshot, ZoneConfig};
 use super::metrics::DnsMetrics;
 use crate::admin::http::Readiness;
 use crate::dns::skydns::SkydnsValue;
@@ -42,6 +47,10 @@ pub struct IndexHandle {
     generation: Arc<AtomicU32>,
     ready: Readiness,
     reported: Arc<Mutex<HashSet<String>>>,
+    /// Milliseconds after `epoch` of the last contact proving the index in sync with
+    /// etcd; 0 before the first.
+    synced_at: Arc<AtomicU64>,
+    epoch: Instant,
 }
 
 impl IndexHandle {
@@ -53,7 +62,43 @@ impl IndexHandle {
             generation: Arc::new(AtomicU32::new(0)),
             ready,
             reported: Default::default(),
+            synced_at: Arc::new(AtomicU64::new(0)),
+            epoch: Instant::now(),
         }
+    }
+
+    /// True once a complete set of entries is served (the first etcd listing, or the
+    /// first hand-over); until then every question is answered SERVFAIL.
+    pub fn is_loaded(&self) -> bool {
+        self.current.load().is_loaded()
+    }
+
+    /// Records that the index was just proved in sync with etcd.
+    fn mark_synced(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.synced_at.store(ms.max(1), Ordering::Release);
+    }
+
+    /// Makes readiness fail once the index has been out of touch with etcd (no listing,
+    /// watch event or progress notification) for longer than `bound`.
+    pub(crate) fn watch_readiness(&self, bound: Duration) {
+        let (synced_at, epoch) = (self.synced_at.clone(), self.epoch);
+        self.ready.add_check(move || {
+            let at = synced_at.load(Ordering::Acquire);
+            if at == 0 {
+                return Ok(());
+            }
+            let since = epoch.elapsed().saturating_sub(Duration::from_millis(at));
+            if since > bound {
+                Err(format!(
+                    "etcd watch out of touch for {}s (limit {}s)",
+                    since.as_secs(),
+                    bound.as_secs()
+                ))
+            } else {
+                Ok(())
+            }
+        });
     }
 
     pub(crate) fn shared(&self) -> Arc<ArcSwap<Snapshot>> {
@@ -132,6 +177,7 @@ impl IndexHandle {
 struct Mirror {
     cfg: Arc<IndexConfig>,
     entries: Entries,
+    variants: CaseVariants,
     /// key -> mod revision of values already reported as malformed.
     malformed: HashMap<String, i64>,
     metrics: DnsMetrics,
@@ -148,7 +194,7 @@ impl Mirror {
                 if let Some((_, paths)) = self.changed.as_mut() {
                     paths.push(s.path().to_string());
                 }
-                self.entries.insert(s.path().to_string(), Arc::new(s));
+                self.variants.put(&mut self.entries, s);
             }
             Err(error) => {
                 // The old value is gone from etcd: stop serving it.
@@ -168,11 +214,10 @@ impl Mirror {
     }
 
     fn remove_path(&mut self, key: &str) {
-        if let Ok(path) = codec::key_to_path(key, self.cfg.prefix()) {
-            let path = path.to_ascii_lowercase();
-            self.entries.remove(&path);
+        if let Ok(relative) = codec::key_to_path(key, self.cfg.prefix()) {
+            self.variants.remove(&mut self.entries, relative);
             if let Some((_, paths)) = self.changed.as_mut() {
-                paths.push(path);
+                paths.push(relative.to_ascii_lowercase());
             }
         }
     }
@@ -180,6 +225,7 @@ impl Mirror {
     /// Everything may change (a re-list): the next snapshot carries no change list.
     fn clear(&mut self) {
         self.entries.clear();
+        self.variants.clear();
         self.changed = None;
     }
 
@@ -216,6 +262,7 @@ pub(crate) async fn run_etcd(
     let mut mirror = Mirror {
         cfg: handle.cfg.clone(),
         entries: Entries::new(),
+        variants: CaseVariants::default(),
         malformed: HashMap::new(),
         metrics: metrics.clone(),
         changed: None,
@@ -277,6 +324,7 @@ pub(crate) async fn run_etcd(
                     relist = None;
                     handle.ready.set(true);
                     last_sync = Instant::now();
+                    handle.mark_synced();
                     metrics.etcd_revision.set(revision);
                 }
                 Err(error) => {
@@ -338,6 +386,7 @@ pub(crate) async fn run_etcd(
                         );
                     }
                     last_sync = Instant::now();
+                    handle.mark_synced();
                     metrics.watch_lag.set(0.0);
                     metrics.etcd_revision.set(revision);
                 }
