@@ -61,6 +61,7 @@ async fn dnsendpoints_are_served_in_process_without_etcd() {
         vec![ZoneConfig {
             name: "example.com".into(),
             nameservers: vec!["ns1.example.com".into()],
+            ..ZoneConfig::new("example.com")
         }],
         Source::InProcess,
         metrics,

@@ -16,9 +16,11 @@
 //! - the question is re-encoded from its parsed form (a compression pointer in it is
 //!   not copied) with the request's spelling, and the lookup runs on the lower-cased
 //!   name; names in the answers that equal the question, or end in part of it, are
-//!   compressed against it. So the response for one spelling differs from the response
-//!   for another only in the question's bytes, which is what lets `udp` store one
-//!   response for every spelling (0x20) and rewrite only the question.
+//!   compressed against it (hickory compresses the first 120 names of a message only;
+//!   later ones are written out, in lower case). So the response for one spelling
+//!   differs from the response for another only in the question's bytes, which is what
+//!   lets `udp` store one response for every spelling (0x20) and rewrite only the
+//!   question.
 
 use hickory_proto::ProtoError;
 use hickory_proto::op::{Edns, Message, ResponseCode};
@@ -368,5 +370,59 @@ pub fn spell(name: &Name, dst: &mut [u8]) {
     }
     if i < dst.len() {
         dst[i] = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use hickory_proto::op::{Message, Query};
+
+    use super::*;
+    use crate::dns::server::index::{IndexConfig, ZoneConfig};
+    use crate::dns::skydns::SkydnsValue;
+
+    fn snapshot(n: usize) -> Snapshot {
+        let cfg =
+            Arc::new(IndexConfig::new("/skydns", &[ZoneConfig::new("example.com")], 300).unwrap());
+        let entries = (0..n).map(|i| {
+            (
+                format!("/skydns/com/example/big/h{i}"),
+                SkydnsValue::host(format!("10.6.{}.{}", i / 256, i % 256)),
+            )
+        });
+        Snapshot::from_entries(cfg, entries, 3).0
+    }
+
+    fn query(name: &str, payload: Option<u16>) -> Vec<u8> {
+        let mut m = Message::query();
+        m.metadata.id = 9;
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        if let Some(p) = payload {
+            let mut e = Edns::new();
+            e.set_max_payload(p);
+            m.edns = Some(e);
+        }
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn what_fits_is_sent_whole_and_what_does_not_is_tc_with_the_opt() {
+        let s = snapshot(100);
+        let mut out = Vec::new();
+        let r = respond(&s, &query("big.example.com.", Some(4096)), Transport::Udp, 4096, &mut out)
+            .unwrap();
+        let m = Message::from_vec(&out).unwrap();
+        assert!(!m.metadata.truncation, "{r:?} {} bytes", out.len());
+        assert_eq!(m.answers.len(), 100);
+        assert_eq!(m.edns.unwrap().max_payload(), 4096);
+
+        respond(&s, &query("big.example.com.", Some(4096)), Transport::Udp, 1232, &mut out).unwrap();
+        assert!(out.len() <= 1232);
+        let m = Message::from_vec(&out).unwrap();
+        assert!(m.metadata.truncation);
+        assert!(m.answers.is_empty());
+        assert_eq!(m.edns.unwrap().max_payload(), 1232);
     }
 }
