@@ -498,6 +498,64 @@ async fn a_cname_question_reads_only_the_names_own_entries() {
     assert!(out.contains("status: NXDOMAIN"), "{out}");
 }
 
+// ---- item 7: the etcd lease TTL ----
+
+/// A record without `ttl` under an etcd lease was answered with 300; it now gets the
+/// seconds left on the lease, clamped to [30, 86400], as CoreDNS's etcd plugin does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_under_a_lease_gets_the_leases_remaining_ttl() {
+    let etcd = Etcd::start(&unique_dir("dns-h-lease")).await;
+    let mut c = etcd.client().await;
+    let long = c.lease_grant(600, None).await.unwrap().id();
+    let short = c.lease_grant(20, None).await.unwrap().id();
+    let put = |lease| Some(etcd_client::PutOptions::new().with_lease(lease));
+    c.put(
+        "/skydns/com/example/leased",
+        r#"{"host":"10.0.0.1"}"#,
+        put(long),
+    )
+    .await
+    .unwrap();
+    c.put(
+        "/skydns/com/example/own",
+        r#"{"host":"10.0.0.2","ttl":77}"#,
+        put(long),
+    )
+    .await
+    .unwrap();
+    let registry = Registry::new();
+    let dns = start(config(&etcd.url, &registry)).await;
+    let ttl = |m: &Message| m.answers[0].ttl;
+    let a = dns.udp_addr;
+    let m = parse(&exchange(
+        a,
+        &query(1, "leased.example.com.", RecordType::A, None),
+    ));
+    assert!((500..=600).contains(&ttl(&m)), "lease TTL: {}", ttl(&m));
+    let m = parse(&exchange(
+        a,
+        &query(1, "own.example.com.", RecordType::A, None),
+    ));
+    assert_eq!(ttl(&m), 77, "a TTL of its own wins");
+    // Through the watch too, clamped to 30 at least.
+    c.put(
+        "/skydns/com/example/brief",
+        r#"{"host":"10.0.0.3"}"#,
+        put(short),
+    )
+    .await
+    .unwrap();
+    let m = eventually(WAIT, "the leased put to arrive", || async move {
+        let m = parse(&exchange(
+            a,
+            &query(2, "brief.example.com.", RecordType::A, None),
+        ));
+        (!m.answers.is_empty()).then_some(m)
+    })
+    .await;
+    assert_eq!(ttl(&m), 30);
+}
+
 // ---- item 8: keys that differ only in case ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

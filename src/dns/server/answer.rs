@@ -411,14 +411,27 @@ mod tests {
     fn what_fits_is_sent_whole_and_what_does_not_is_tc_with_the_opt() {
         let s = snapshot(100);
         let mut out = Vec::new();
-        let r = respond(&s, &query("big.example.com.", Some(4096)), Transport::Udp, 4096, &mut out)
-            .unwrap();
+        let r = respond(
+            &s,
+            &query("big.example.com.", Some(4096)),
+            Transport::Udp,
+            4096,
+            &mut out,
+        )
+        .unwrap();
         let m = Message::from_vec(&out).unwrap();
         assert!(!m.metadata.truncation, "{r:?} {} bytes", out.len());
         assert_eq!(m.answers.len(), 100);
         assert_eq!(m.edns.unwrap().max_payload(), 4096);
 
-        respond(&s, &query("big.example.com.", Some(4096)), Transport::Udp, 1232, &mut out).unwrap();
+        respond(
+            &s,
+            &query("big.example.com.", Some(4096)),
+            Transport::Udp,
+            1232,
+            &mut out,
+        )
+        .unwrap();
         assert!(out.len() <= 1232);
         let m = Message::from_vec(&out).unwrap();
         assert!(m.metadata.truncation);

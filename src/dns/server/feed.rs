@@ -36,7 +36,31 @@ use super::metrics::DnsMetrics;
 use crate::admin::http::Readiness;
 use crate::dns::skydns::SkydnsValue;
 use crate::dns::skydns::codec;
-use crate::dns::skydns::store::{Change, EtcdStore, StoreError};
+use crate::dns::skydns::store::{Change, EtcdStore, RawEntry, StoreError};
+
+/// Seconds left on each distinct lease of `entries` (one request per lease; a lease
+/// that cannot be asked about is left out, and its keys get their usual TTL).
+async fn lease_ttls<'e>(
+    store: &mut EtcdStore,
+    entries: impl IntoIterator<Item = &'e RawEntry>,
+) -> HashMap<i64, i64> {
+    let mut out = HashMap::new();
+    let leases: HashSet<i64> = entries
+        .into_iter()
+        .map(|e| e.lease)
+        .filter(|l| *l != 0)
+        .collect();
+    for lease in leases {
+        match store.lease_ttl(lease).await {
+            Ok(Some(ttl)) => {
+                out.insert(lease, ttl);
+            }
+            Ok(None) => {}
+            Err(error) => debug!(%error, lease, "asking etcd for a lease's TTL failed"),
+        }
+    }
+    out
+}
 
 /// The writer side of the served index. Cheap to clone.
 #[derive(Clone)]
@@ -187,9 +211,10 @@ struct Mirror {
 }
 
 impl Mirror {
-    fn put(&mut self, key: &str, value: &[u8], mod_revision: i64) {
+    fn put(&mut self, key: &str, value: &[u8], mod_revision: i64, lease_ttl: Option<i64>) {
         match Service::decode(&self.cfg, key, value) {
             Ok(s) => {
+                let s = s.with_lease_ttl(lease_ttl);
                 self.malformed.remove(key);
                 if let Some((_, paths)) = self.changed.as_mut() {
                     paths.push(s.path().to_string());
@@ -306,8 +331,14 @@ pub(crate) async fn run_etcd(
                     let keys: HashSet<&str> =
                         listing.entries.iter().map(|e| e.key.as_str()).collect();
                     mirror.malformed.retain(|k, _| keys.contains(k.as_str()));
+                    let leases = lease_ttls(st, &listing.entries).await;
                     for e in &listing.entries {
-                        mirror.put(&e.key, &e.value, e.mod_revision);
+                        mirror.put(
+                            &e.key,
+                            &e.value,
+                            e.mod_revision,
+                            leases.get(&e.lease).copied(),
+                        );
                     }
                     revision = listing.revision;
                     handle.publish(mirror.snapshot(revision));
@@ -370,9 +401,26 @@ pub(crate) async fn run_etcd(
                     }
                 }
                 Event::Message(Ok(batch)) => {
+                    let puts: Vec<&RawEntry> = batch
+                        .changes
+                        .iter()
+                        .filter_map(|c| match c {
+                            Change::Put(e) => Some(e),
+                            Change::Delete { .. } => None,
+                        })
+                        .collect();
+                    let leases = match store.as_mut() {
+                        Some(st) => lease_ttls(st, puts.iter().copied()).await,
+                        None => HashMap::new(),
+                    };
                     for c in &batch.changes {
                         match c {
-                            Change::Put(e) => mirror.put(&e.key, &e.value, e.mod_revision),
+                            Change::Put(e) => mirror.put(
+                                &e.key,
+                                &e.value,
+                                e.mod_revision,
+                                leases.get(&e.lease).copied(),
+                            ),
                             Change::Delete { key, .. } => mirror.delete(key),
                         }
                     }

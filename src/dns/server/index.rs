@@ -67,6 +67,9 @@ pub const VISIT_SLACK: usize = 64;
 pub const MAX_TEXT: usize = 8192;
 /// Largest TTL on the wire (RFC 2181 8: the top bit must be zero).
 pub const MAX_TTL: u32 = i32::MAX as u32;
+/// Bounds of a TTL taken from an etcd lease.
+pub const LEASE_TTL_MIN: i64 = 30;
+pub const LEASE_TTL_MAX: i64 = 86_400;
 /// What a logged value is cut to: a bad value may be a megabyte.
 const LOG_CLIP: usize = 120;
 
@@ -340,6 +343,18 @@ impl Service {
     /// The relative path this service is indexed under.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// A value without a TTL of its own gets the seconds left on its key's etcd lease,
+    /// clamped to [`LEASE_TTL_MIN`, `LEASE_TTL_MAX`] (CoreDNS's etcd plugin does the
+    /// same): the record goes away with the lease, so caches should not keep it longer.
+    pub fn with_lease_ttl(mut self, seconds: Option<i64>) -> Service {
+        if let Some(left) = seconds
+            && self.value.ttl == 0
+        {
+            self.ttl = left.clamp(LEASE_TTL_MIN, LEASE_TTL_MAX) as u32;
+        }
+        self
     }
 
     /// The relative key as written in etcd.
