@@ -15,7 +15,7 @@
 //!   unloaded placeholder, answered with SERVFAIL ([`IndexHandle::is_loaded`]);
 //! - the time of the last contact that proved the index in sync (a listing, a watch
 //!   event, a progress notification) is kept, and `/readyz` fails once it is older
-//!   than the configured bound ([`IndexHandle::watch_readiness`]).
+//!   than the configured bound (`IndexHandle::watch_readiness`).
 //!
 //! Each applied batch costs `O(log n)` per changed key (the index is a persistent map)
 //! and tells the new snapshot which paths changed, so the UDP response store keeps what

@@ -73,7 +73,7 @@ pub const LEASE_TTL_MAX: i64 = 86_400;
 /// What a logged value is cut to: a bad value may be a megabyte.
 const LOG_CLIP: usize = 120;
 
-/// `s`, cut to [`LOG_CLIP`] bytes (on a char boundary) for logs and errors.
+/// `s`, cut to 120 bytes (on a char boundary) for logs and errors.
 pub fn clip(s: &str) -> String {
     if s.len() <= LOG_CLIP {
         return s.to_string();

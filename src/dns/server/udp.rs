@@ -345,7 +345,7 @@ impl UdpLoops {
         Ok(UdpLoops { stop, threads })
     }
 
-    /// Asks the loops to stop (within [`STOP_CHECK`]); [`UdpLoops::join`] waits for
+    /// Asks the loops to stop (within 250 ms); [`UdpLoops::join`] waits for
     /// them.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
