@@ -248,3 +248,21 @@ pub async fn start(cfg: ServerConfig) -> Result<Handle, ServerError> {
         udp: Some(udp),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_udp_receive_buffer_is_the_one_asked_for() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let size = |s: &std::net::UdpSocket| socket2::SockRef::from(s).recv_buffer_size().unwrap();
+        let default = size(&udp_socket(addr, None).unwrap());
+        // Linux doubles what it is given (bookkeeping) and caps it at rmem_max.
+        let asked = size(&udp_socket(addr, Some(100_000)).unwrap());
+        assert_ne!(asked, default);
+        assert!(asked >= 100_000, "{asked}");
+        let small = size(&udp_socket(addr, Some(4096)).unwrap());
+        assert!(small < default, "{small} < {default}");
+    }
+}
