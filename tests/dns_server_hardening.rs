@@ -841,6 +841,14 @@ async fn protocol_corner_cases_get_the_rfc_answers() {
         .expect("a TSIG in the response");
     assert_eq!(tsig.error, Some(TsigError::BadKey));
     assert!(tsig.mac.is_empty());
+    // With EDNS, the TSIG still ends the message (after the OPT).
+    m.edns = Some(Edns::new());
+    let r = exchange(a, &m.to_vec().unwrap());
+    let parsed = parse(&r);
+    assert!(parsed.edns.is_some());
+    let last = parsed.additionals.last().expect("the TSIG");
+    assert_eq!(last.record_type(), RecordType::TSIG);
+    assert_eq!(r[10..12], [0, 2], "OPT and TSIG");
     let out = dig(
         a,
         &[

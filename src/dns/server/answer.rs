@@ -169,7 +169,7 @@ pub fn respond(
         };
         record.dns_class = DNSClass::ANY;
         let sections = Sections {
-            additionals: std::slice::from_ref(&record),
+            tsig: Some(&record),
             ..Sections::default()
         };
         r.encode(out, ResponseCode::NotAuth, &sections, edns.as_mut());
@@ -212,6 +212,7 @@ pub fn respond(
         answers: &ans.answers,
         authority: &ans.authority,
         additionals: &ans.additionals,
+        tsig: None,
     };
     let serial_at = r.encode(out, code, &sections, edns.as_mut());
     Some(Reply {
@@ -236,6 +237,8 @@ struct Sections<'a> {
     answers: &'a [Record],
     authority: &'a [Record],
     additionals: &'a [Record],
+    /// Written last, after the OPT (RFC 8945 5.1: the TSIG ends the message).
+    tsig: Option<&'a Record>,
 }
 
 struct Response<'a> {
@@ -324,6 +327,11 @@ impl Response<'_> {
                     enc.set_offset(at);
                     enc.trim();
                 }
+            }
+            if let Some(tsig) = s.tsig
+                && emit(&mut enc, tsig).is_some()
+            {
+                counts[3] += 1;
             }
             (name_end, enc.offset())
         };
