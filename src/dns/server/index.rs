@@ -666,7 +666,8 @@ impl Snapshot {
         let Some(zone) = self.zone_for(&lower) else {
             return (Outcome::Refused, Answer::default());
         };
-        let b = Budget::new(max_bytes / MIN_RECORD_BYTES + VISIT_SLACK);
+        let mut b = Budget::new(max_bytes / MIN_RECORD_BYTES + VISIT_SLACK);
+        b.max_bytes = max_bytes;
         let apex = lower == zone.name;
         let mut ans = Answer::default();
         let found: Found<()> = match qtype {
@@ -838,6 +839,10 @@ impl Snapshot {
         let mut out = Vec::new();
         let mut dup = HashSet::new();
         for s in services {
+            // An A record with a compressed owner takes 16 bytes at least.
+            if !b.room(out.len(), 16) {
+                break;
+            }
             match s.host_type() {
                 HostType::Cname => {
                     if !dup.insert(&s.value.host) {
@@ -924,6 +929,9 @@ impl Snapshot {
         let mut out = Vec::new();
         let mut dup = HashSet::new();
         for s in services {
+            if !b.room(out.len(), 13) {
+                break;
+            }
             match s.host_type() {
                 HostType::Cname => {
                     if !dup.insert(&s.value.host) {
@@ -1051,6 +1059,10 @@ impl Snapshot {
         let mut dup: HashSet<(Name, u16, String)> = HashSet::new();
         let mut looked_up = HashSet::new();
         for s in services {
+            // An SRV record: owner pointer, 10, priority/weight/port, a target pointer.
+            if !b.room(records.len(), 20) {
+                break;
+            }
             if s.value.port == -1 {
                 continue;
             }
@@ -1107,6 +1119,9 @@ impl Snapshot {
         let mut dup: HashSet<(Name, u16, String)> = HashSet::new();
         let mut looked_up = HashSet::new();
         for s in services.into_iter().filter(|s| s.value.mail) {
+            if !b.room(records.len(), 16) {
+                break;
+            }
             let mx = |target: Name| {
                 Record::from_rdata(
                     qname.clone(),
@@ -1183,6 +1198,9 @@ impl Snapshot {
 /// What one lookup may still spend (see the module documentation). Running out of any
 /// of it marks the lookup `exhausted`, which the response reports with TC.
 struct Budget {
+    /// The response size the lookup feeds: once the records built so far cannot fit in
+    /// it, building more is wasted (the response will be TC either way).
+    max_bytes: usize,
     visits: Cell<usize>,
     cnames: Cell<usize>,
     /// In-zone CNAME targets already chased (lower case).
@@ -1193,6 +1211,7 @@ struct Budget {
 impl Budget {
     fn new(visits: usize) -> Budget {
         Budget {
+            max_bytes: usize::MAX,
             visits: Cell::new(visits),
             cnames: Cell::new(MAX_CNAMES),
             chased: RefCell::new(HashSet::new()),
@@ -1209,6 +1228,17 @@ impl Budget {
             return false;
         }
         self.visits.set(left - n);
+        true
+    }
+
+    /// False (and exhausted) once `records` records of at least `min_size` bytes each
+    /// cannot fit in the response: a lower bound, so a response this says is full
+    /// would have overflowed anyway.
+    fn room(&self, records: usize, min_size: usize) -> bool {
+        if records.saturating_mul(min_size) > self.max_bytes {
+            self.exhausted.set(true);
+            return false;
+        }
         true
     }
 
