@@ -56,7 +56,7 @@ image: deps
 	$(CARGO) build --release --bin kubefed
 	bash deploy/image/build-oci.sh target/release/kubefed target/image/kubefed $(VERSION)
 
-test: deps bins peers-dns peers-helm peers-externaldns lint
+test: deps bins peers-dns peers-helm peers-externaldns lint fuzz-short
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
 
@@ -124,3 +124,36 @@ peers-kubefed-go: deps
 # BENCH_STEADY_S, BENCH_CHANGES, BENCH_CSV (see tests/scale.rs).
 bench-scale: deps bins peers-kubefed-go
 	GOPATH=$(CACHE)/go $(CARGO) test --release --test scale -- --ignored --nocapture
+
+# --- DNS hardening (issue 11) ---
+.PHONY: fuzz-tools fuzz-short fuzz-campaign bench-dns-shapes
+
+FUZZ_TARGETS := dns_answer skydns_value skydns_key
+FUZZ_SECONDS ?= 20
+FUZZ_RUNS ?= 10000000
+FUZZ_CAMPAIGN_SECONDS ?= 7200
+
+# cargo-fuzz and the nightly toolchain it needs (fuzz/ is its own workspace).
+fuzz-tools:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@$(CARGO) +nightly fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+
+# Each fuzz target for FUZZ_SECONDS (CI); fails on the first crash.
+fuzz-short: fuzz-tools
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  (cd fuzz && $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	done
+
+# The documented campaign (docs/reliability.md, "Fuzzing"): each target in turn, up to
+# FUZZ_RUNS executions or FUZZ_CAMPAIGN_SECONDS, one at a time.
+fuzz-campaign: fuzz-tools
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t: $(FUZZ_RUNS) runs"; \
+	  (cd fuzz && $(CARGO) +nightly fuzz run $$t -- -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_CAMPAIGN_SECONDS) -print_final_stats=1) || exit 1; \
+	done
+
+# CPU per query of the expensive question shapes next to the ordinary mix, at 10 000
+# and 200 000 names (docs/benchmarks.md, "Question shapes"). Not run in CI.
+bench-dns-shapes: deps
+	$(CARGO) test --release --test dns_shapes -- --ignored --nocapture

@@ -61,6 +61,7 @@ async fn dnsendpoints_are_served_in_process_without_etcd() {
         vec![ZoneConfig {
             name: "example.com".into(),
             nameservers: vec!["ns1.example.com".into()],
+            ..ZoneConfig::new("example.com")
         }],
         Source::InProcess,
         metrics,
@@ -69,9 +70,11 @@ async fn dnsendpoints_are_served_in_process_without_etcd() {
     assert!(!dns.index.is_ready(), "not ready before the first entries");
     let a = dns.udp_addr;
 
-    // Before anything is handed over the zone exists but is empty.
+    // Before anything is handed over nothing is known: SERVFAIL, not an authoritative
+    // NXDOMAIN that resolvers would cache (issue 11).
     let m = ask(a, "svc.ns.fed.svc.example.com.", RecordType::A).await;
-    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert!(!m.metadata.authoritative);
 
     let global = "svc.ns.fed.svc.example.com";
     let region = "svc.ns.fed.svc.us.example.com";

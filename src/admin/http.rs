@@ -2,8 +2,8 @@
 //! component says it is ready) on one listener.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
@@ -13,16 +13,47 @@ use axum::routing::get;
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio_util::sync::CancellationToken;
 
-/// Readiness flag a component flips once it can do its job (e.g. the DNS index loaded).
+/// A condition readiness also depends on: `Err(reason)` while it does not hold.
+type Check = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Readiness flag a component flips once it can do its job (e.g. the DNS index loaded),
+/// and conditions that can take it away again later (e.g. the etcd watch out of touch
+/// for too long).
 #[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness {
+    flag: Arc<AtomicBool>,
+    checks: Arc<Mutex<Vec<Check>>>,
+}
 
 impl Readiness {
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Release);
+        self.flag.store(ready, Ordering::Release);
     }
+
+    /// The flag is set and every check holds.
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.reason().is_none()
+    }
+
+    /// Why it is not ready, if it is not.
+    pub fn reason(&self) -> Option<String> {
+        if !self.flag.load(Ordering::Acquire) {
+            return Some("not ready".into());
+        }
+        let checks = self
+            .checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        checks.iter().find_map(|c| c().err())
+    }
+
+    /// Adds a condition (kept for the life of the process).
+    pub fn add_check(&self, check: impl Fn() -> Result<(), String> + Send + Sync + 'static) {
+        self.checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(check));
     }
 }
 
@@ -80,9 +111,8 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    if s.ready.get() {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    match s.ready.reason() {
+        None => (StatusCode::OK, "ok".to_string()),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
     }
 }

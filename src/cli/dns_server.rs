@@ -1,6 +1,7 @@
 //! `kubefed dns-server`: the authoritative DNS server over an etcd skydns prefix.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -9,7 +10,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::http::{self, Readiness};
-use crate::dns::server::{self, DnsMetrics, ServerConfig, Source, ZoneConfig};
+use crate::dns::server::{
+    self, DnsMetrics, RrlConfig, ServerConfig, SoaConfig, Source, ZoneConfig,
+};
 
 #[derive(Args, Debug)]
 pub struct DnsServerArgs {
@@ -43,6 +46,73 @@ pub struct DnsServerArgs {
     /// UDP sockets (receive loops) on the listen port; default: one per CPU.
     #[arg(long)]
     pub udp_sockets: Option<usize>,
+    /// Largest UDP response in bytes, also advertised in OPT (a client's smaller EDNS
+    /// size is honoured; 512 without EDNS). 1232 avoids IP fragmentation.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_UDP_PAYLOAD, value_parser = clap::value_parser!(u16).range(512..))]
+    pub max_udp_payload: u16,
+    /// SO_RCVBUF of each UDP socket in bytes (capped by net.core.rmem_max); default:
+    /// the system's.
+    #[arg(long)]
+    pub udp_recv_buffer: Option<usize>,
+    /// TCP connections served at once; more are accepted and closed at once.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_CONNECTIONS)]
+    pub tcp_max_connections: usize,
+    /// Seconds an idle TCP connection is kept open.
+    #[arg(long, default_value_t = 10)]
+    pub tcp_idle_timeout: u64,
+    /// Response rate limit: UDP responses per second per source prefix (IPv4 /24,
+    /// IPv6 /56). Off when absent.
+    #[arg(long)]
+    pub rrl_responses_per_second: Option<u32>,
+    /// With --rrl-responses-per-second: every n-th response over the limit is sent
+    /// truncated (TC=1) instead of dropped; 0 drops them all.
+    #[arg(long, default_value_t = 2)]
+    pub rrl_slip: u32,
+    /// /readyz fails once the etcd watch has been out of touch (no listing, event or
+    /// progress notification) for this many seconds.
+    #[arg(long, default_value_t = 30)]
+    pub ready_max_etcd_disconnect: u64,
+    /// SOA fields of every zone, `key=value` pairs separated by commas: mname, rname,
+    /// refresh, retry, expire, minimum (also the negative-answer TTL). Defaults:
+    /// the first name server, hostmaster.<zone>, 7200, 1800, 1209600, 30.
+    #[arg(long, value_parser = parse_soa)]
+    pub soa: Option<SoaConfig>,
+    /// Like --soa for one zone: `<zone>:key=value,...` (repeatable; wins over --soa).
+    #[arg(long = "zone-soa", value_parser = parse_zone_soa)]
+    pub zone_soa: Vec<(String, SoaConfig)>,
+}
+
+/// `refresh=3600,expire=604800,...` over the defaults.
+fn parse_soa(s: &str) -> Result<SoaConfig, String> {
+    let mut soa = SoaConfig::default();
+    for pair in s.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?} is not key=value"))?;
+        let num = || {
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| *n <= i32::MAX as u32)
+                .ok_or_else(|| format!("{k}: {v:?} is not a number of seconds below 2^31"))
+        };
+        match k {
+            "mname" => soa.mname = v.to_string(),
+            "rname" => soa.rname = v.to_string(),
+            "refresh" => soa.refresh = num()?,
+            "retry" => soa.retry = num()?,
+            "expire" => soa.expire = num()?,
+            "minimum" => soa.minimum = num()?,
+            _ => return Err(format!("unknown SOA field {k:?}")),
+        }
+    }
+    Ok(soa)
+}
+
+fn parse_zone_soa(s: &str) -> Result<(String, SoaConfig), String> {
+    let (zone, rest) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not <zone>:key=value,..."))?;
+    Ok((zone.trim_end_matches('.').to_lowercase(), parse_soa(rest)?))
 }
 
 pub async fn run(args: DnsServerArgs) -> anyhow::Result<()> {
@@ -56,9 +126,21 @@ pub async fn run(args: DnsServerArgs) -> anyhow::Result<()> {
     let zones = args
         .zones
         .iter()
-        .map(|z| ZoneConfig {
-            name: z.clone(),
-            nameservers: args.nameservers.clone(),
+        .map(|z| {
+            let key = z.trim_end_matches('.').to_lowercase();
+            let soa = args
+                .zone_soa
+                .iter()
+                .rev()
+                .find(|(name, _)| *name == key)
+                .map(|(_, soa)| soa.clone())
+                .or_else(|| args.soa.clone())
+                .unwrap_or_default();
+            ZoneConfig {
+                name: z.clone(),
+                nameservers: args.nameservers.clone(),
+                soa,
+            }
         })
         .collect();
     let mut cfg = ServerConfig::new(
@@ -75,6 +157,15 @@ pub async fn run(args: DnsServerArgs) -> anyhow::Result<()> {
     if let Some(n) = args.udp_sockets {
         cfg.udp_sockets = n;
     }
+    cfg.max_udp_payload = args.max_udp_payload;
+    cfg.udp_recv_buffer = args.udp_recv_buffer;
+    cfg.tcp_max_connections = args.tcp_max_connections;
+    cfg.tcp_timeout = Duration::from_secs(args.tcp_idle_timeout.max(1));
+    cfg.rrl = args.rrl_responses_per_second.map(|n| RrlConfig {
+        responses_per_second: n,
+        slip: args.rrl_slip,
+    });
+    cfg.max_etcd_disconnect = Duration::from_secs(args.ready_max_etcd_disconnect);
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
 
@@ -106,4 +197,24 @@ pub async fn run(args: DnsServerArgs) -> anyhow::Result<()> {
         let _ = a.task.await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soa_flags_override_the_defaults_field_by_field() {
+        let soa = parse_soa("refresh=3600,expire=604800,mname=ns1.example.com.").unwrap();
+        assert_eq!(soa.refresh, 3600);
+        assert_eq!(soa.expire, 604_800);
+        assert_eq!(soa.mname, "ns1.example.com.");
+        assert_eq!(soa.retry, SoaConfig::default().retry);
+        assert!(parse_soa("expire=-1").is_err());
+        assert!(parse_soa("expire=4294967295").is_err());
+        assert!(parse_soa("serial=1").is_err());
+        let (zone, soa) = parse_zone_soa("Example.com.:minimum=60").unwrap();
+        assert_eq!(zone, "example.com");
+        assert_eq!(soa.minimum, 60);
+    }
 }

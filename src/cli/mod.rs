@@ -41,12 +41,7 @@ pub struct GlobalOpts {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "KUBEFED_LOG_FORMAT")]
     pub log_format: LogFormat,
     /// Log filter (tracing EnvFilter syntax), e.g. `info,kubefed=debug`.
-    #[arg(
-        long,
-        global = true,
-        default_value = "info,hickory_server=warn",
-        env = "KUBEFED_LOG"
-    )]
+    #[arg(long, global = true, default_value = "info", env = "KUBEFED_LOG")]
     pub log: String,
     /// Append logs to this file instead of stderr (`demo` logs to `STATE_DIR/kubefed.log`
     /// by default, so that its output stays readable).

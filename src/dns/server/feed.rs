@@ -10,7 +10,12 @@
 //! - if that revision was compacted, the prefix is listed again and the new snapshot
 //!   replaces the old one in one swap, then the watch resumes from the listing's revision;
 //! - a value that cannot be served is skipped, logged once per key and revision, and
-//!   counted in `kubefed_dns_malformed_values_total`.
+//!   counted in `kubefed_dns_malformed_values_total`;
+//! - until the first complete listing (or hand-over) the served snapshot is the
+//!   unloaded placeholder, answered with SERVFAIL ([`IndexHandle::is_loaded`]);
+//! - the time of the last contact that proved the index in sync (a listing, a watch
+//!   event, a progress notification) is kept, and `/readyz` fails once it is older
+//!   than the configured bound (`IndexHandle::watch_readiness`).
 //!
 //! Each applied batch costs `O(log n)` per changed key (the index is a persistent map)
 //! and tells the new snapshot which paths changed, so the UDP response store keeps what
@@ -18,7 +23,7 @@
 //! particular (the store starts over).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,12 +31,36 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::index::{Entries, IndexConfig, IndexError, Service, Snapshot, ZoneConfig};
+use super::index::{CaseVariants, Entries, IndexConfig, IndexError, Service, Snapshot, ZoneConfig};
 use super::metrics::DnsMetrics;
 use crate::admin::http::Readiness;
 use crate::dns::skydns::SkydnsValue;
 use crate::dns::skydns::codec;
-use crate::dns::skydns::store::{Change, EtcdStore, StoreError};
+use crate::dns::skydns::store::{Change, EtcdStore, RawEntry, StoreError};
+
+/// Seconds left on each distinct lease of `entries` (one request per lease; a lease
+/// that cannot be asked about is left out, and its keys get their usual TTL).
+async fn lease_ttls<'e>(
+    store: &mut EtcdStore,
+    entries: impl IntoIterator<Item = &'e RawEntry>,
+) -> HashMap<i64, i64> {
+    let mut out = HashMap::new();
+    let leases: HashSet<i64> = entries
+        .into_iter()
+        .map(|e| e.lease)
+        .filter(|l| *l != 0)
+        .collect();
+    for lease in leases {
+        match store.lease_ttl(lease).await {
+            Ok(Some(ttl)) => {
+                out.insert(lease, ttl);
+            }
+            Ok(None) => {}
+            Err(error) => debug!(%error, lease, "asking etcd for a lease's TTL failed"),
+        }
+    }
+    out
+}
 
 /// The writer side of the served index. Cheap to clone.
 #[derive(Clone)]
@@ -42,6 +71,10 @@ pub struct IndexHandle {
     generation: Arc<AtomicU32>,
     ready: Readiness,
     reported: Arc<Mutex<HashSet<String>>>,
+    /// Milliseconds after `epoch` of the last contact proving the index in sync with
+    /// etcd; 0 before the first.
+    synced_at: Arc<AtomicU64>,
+    epoch: Instant,
 }
 
 impl IndexHandle {
@@ -53,7 +86,43 @@ impl IndexHandle {
             generation: Arc::new(AtomicU32::new(0)),
             ready,
             reported: Default::default(),
+            synced_at: Arc::new(AtomicU64::new(0)),
+            epoch: Instant::now(),
         }
+    }
+
+    /// True once a complete set of entries is served (the first etcd listing, or the
+    /// first hand-over); until then every question is answered SERVFAIL.
+    pub fn is_loaded(&self) -> bool {
+        self.current.load().is_loaded()
+    }
+
+    /// Records that the index was just proved in sync with etcd.
+    fn mark_synced(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.synced_at.store(ms.max(1), Ordering::Release);
+    }
+
+    /// Makes readiness fail once the index has been out of touch with etcd (no listing,
+    /// watch event or progress notification) for longer than `bound`.
+    pub(crate) fn watch_readiness(&self, bound: Duration) {
+        let (synced_at, epoch) = (self.synced_at.clone(), self.epoch);
+        self.ready.add_check(move || {
+            let at = synced_at.load(Ordering::Acquire);
+            if at == 0 {
+                return Ok(());
+            }
+            let since = epoch.elapsed().saturating_sub(Duration::from_millis(at));
+            if since > bound {
+                Err(format!(
+                    "etcd watch out of touch for {}s (limit {}s)",
+                    since.as_secs(),
+                    bound.as_secs()
+                ))
+            } else {
+                Ok(())
+            }
+        });
     }
 
     pub(crate) fn shared(&self) -> Arc<ArcSwap<Snapshot>> {
@@ -132,6 +201,7 @@ impl IndexHandle {
 struct Mirror {
     cfg: Arc<IndexConfig>,
     entries: Entries,
+    variants: CaseVariants,
     /// key -> mod revision of values already reported as malformed.
     malformed: HashMap<String, i64>,
     metrics: DnsMetrics,
@@ -141,14 +211,15 @@ struct Mirror {
 }
 
 impl Mirror {
-    fn put(&mut self, key: &str, value: &[u8], mod_revision: i64) {
+    fn put(&mut self, key: &str, value: &[u8], mod_revision: i64, lease_ttl: Option<i64>) {
         match Service::decode(&self.cfg, key, value) {
             Ok(s) => {
+                let s = s.with_lease_ttl(lease_ttl);
                 self.malformed.remove(key);
                 if let Some((_, paths)) = self.changed.as_mut() {
                     paths.push(s.path().to_string());
                 }
-                self.entries.insert(s.path().to_string(), Arc::new(s));
+                self.variants.put(&mut self.entries, s);
             }
             Err(error) => {
                 // The old value is gone from etcd: stop serving it.
@@ -168,11 +239,10 @@ impl Mirror {
     }
 
     fn remove_path(&mut self, key: &str) {
-        if let Ok(path) = codec::key_to_path(key, self.cfg.prefix()) {
-            let path = path.to_ascii_lowercase();
-            self.entries.remove(&path);
+        if let Ok(relative) = codec::key_to_path(key, self.cfg.prefix()) {
+            self.variants.remove(&mut self.entries, relative);
             if let Some((_, paths)) = self.changed.as_mut() {
-                paths.push(path);
+                paths.push(relative.to_ascii_lowercase());
             }
         }
     }
@@ -180,6 +250,7 @@ impl Mirror {
     /// Everything may change (a re-list): the next snapshot carries no change list.
     fn clear(&mut self) {
         self.entries.clear();
+        self.variants.clear();
         self.changed = None;
     }
 
@@ -216,6 +287,7 @@ pub(crate) async fn run_etcd(
     let mut mirror = Mirror {
         cfg: handle.cfg.clone(),
         entries: Entries::new(),
+        variants: CaseVariants::default(),
         malformed: HashMap::new(),
         metrics: metrics.clone(),
         changed: None,
@@ -259,8 +331,14 @@ pub(crate) async fn run_etcd(
                     let keys: HashSet<&str> =
                         listing.entries.iter().map(|e| e.key.as_str()).collect();
                     mirror.malformed.retain(|k, _| keys.contains(k.as_str()));
+                    let leases = lease_ttls(st, &listing.entries).await;
                     for e in &listing.entries {
-                        mirror.put(&e.key, &e.value, e.mod_revision);
+                        mirror.put(
+                            &e.key,
+                            &e.value,
+                            e.mod_revision,
+                            leases.get(&e.lease).copied(),
+                        );
                     }
                     revision = listing.revision;
                     handle.publish(mirror.snapshot(revision));
@@ -277,6 +355,7 @@ pub(crate) async fn run_etcd(
                     relist = None;
                     handle.ready.set(true);
                     last_sync = Instant::now();
+                    handle.mark_synced();
                     metrics.etcd_revision.set(revision);
                 }
                 Err(error) => {
@@ -322,9 +401,26 @@ pub(crate) async fn run_etcd(
                     }
                 }
                 Event::Message(Ok(batch)) => {
+                    let puts: Vec<&RawEntry> = batch
+                        .changes
+                        .iter()
+                        .filter_map(|c| match c {
+                            Change::Put(e) => Some(e),
+                            Change::Delete { .. } => None,
+                        })
+                        .collect();
+                    let leases = match store.as_mut() {
+                        Some(st) => lease_ttls(st, puts.iter().copied()).await,
+                        None => HashMap::new(),
+                    };
                     for c in &batch.changes {
                         match c {
-                            Change::Put(e) => mirror.put(&e.key, &e.value, e.mod_revision),
+                            Change::Put(e) => mirror.put(
+                                &e.key,
+                                &e.value,
+                                e.mod_revision,
+                                leases.get(&e.lease).copied(),
+                            ),
                             Change::Delete { key, .. } => mirror.delete(key),
                         }
                     }
@@ -338,6 +434,7 @@ pub(crate) async fn run_etcd(
                         );
                     }
                     last_sync = Instant::now();
+                    handle.mark_synced();
                     metrics.watch_lag.set(0.0);
                     metrics.etcd_revision.set(revision);
                 }

@@ -19,8 +19,20 @@
 //!   exact key, which answers NXDOMAIN for every name ExternalDNS writes);
 //! - a CNAME pointing out of the zone is returned as is (no recursion);
 //! - ANY gets the RFC 8482 HINFO answer;
-//! - a malformed value is skipped (CoreDNS fails the whole query with SERVFAIL).
+//! - a malformed value is skipped (CoreDNS fails the whole query with SERVFAIL), and so
+//!   is a value out of range for the wire (TTL above 2^31-1, SRV/MX numbers above 65535,
+//!   TXT above [`MAX_TEXT`] bytes) instead of being wrapped or served as is;
+//! - a CNAME question reads the name's own entries only (its key, or the ids one level
+//!   below it as ExternalDNS writes them), first in key order, and never at the apex.
+//!
+//! Limits: a lookup is given the size of the response it feeds ([`Snapshot::lookup_within`])
+//! and visits at most as many entries as records could fit in it, plus
+//! [`VISIT_SLACK`]; CNAMEs are chased at most [`MAX_CHAIN`] deep and [`MAX_CNAMES`] in
+//! all, each target once. A lookup that hits a limit says so (`Answer::truncated`) and
+//! the response carries TC. So no question (the apex, `*`, a CNAME fan-out) costs more
+//! than a bounded walk, whatever the size of the zone.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -40,7 +52,38 @@ pub const DEFAULT_PRIORITY: i64 = 10;
 /// answers are cached for this long.
 pub const SOA_MINIMUM: u32 = 30;
 /// Longest CNAME chain followed inside a zone (CoreDNS stops after 8 records).
-const MAX_CHAIN: usize = 7;
+pub const MAX_CHAIN: usize = 7;
+/// CNAMEs chased in one lookup, all branches together: with fan-out (several CNAMEs per
+/// name) the chase would otherwise cost (fan-out)^depth.
+pub const MAX_CNAMES: usize = 16;
+/// The smallest resource record with a compressed owner name (2 + 10 bytes, empty
+/// RDATA): no response of `n` bytes holds more than `n / MIN_RECORD_BYTES` records.
+pub const MIN_RECORD_BYTES: usize = 12;
+/// Entries a lookup may visit beyond what could fit in the response: room for the
+/// entries a lookup reads and drops (wildcard mismatches, other groups, glue lookups).
+pub const VISIT_SLACK: usize = 64;
+/// Largest TXT value served, in bytes. A TXT record holds at most 65 535 bytes, and
+/// a value near that could never be answered; a bound keeps memory per entry small.
+pub const MAX_TEXT: usize = 8192;
+/// Largest TTL on the wire (RFC 2181 8: the top bit must be zero).
+pub const MAX_TTL: u32 = i32::MAX as u32;
+/// Bounds of a TTL taken from an etcd lease.
+pub const LEASE_TTL_MIN: i64 = 30;
+pub const LEASE_TTL_MAX: i64 = 86_400;
+/// What a logged value is cut to: a bad value may be a megabyte.
+const LOG_CLIP: usize = 120;
+
+/// `s`, cut to 120 bytes (on a char boundary) for logs and errors.
+pub fn clip(s: &str) -> String {
+    if s.len() <= LOG_CLIP {
+        return s.to_string();
+    }
+    let mut cut = LOG_CLIP;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...({} bytes)", &s[..cut], s.len())
+}
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum IndexError {
@@ -52,6 +95,12 @@ pub enum IndexError {
     },
     #[error("{key}: host {host:?} is neither an IP address nor a domain name")]
     BadHost { key: String, host: String },
+    #[error("{key}: {field} {value} is out of range")]
+    OutOfRange {
+        key: String,
+        field: &'static str,
+        value: String,
+    },
     #[error("zone {0:?} is not a valid domain name")]
     BadZone(String),
 }
@@ -66,6 +115,7 @@ impl IndexError {
             } => "json",
             IndexError::Codec { .. } => "outside_prefix",
             IndexError::BadHost { .. } => "host",
+            IndexError::OutOfRange { .. } => "range",
             IndexError::BadZone(_) => "zone",
         }
     }
@@ -78,6 +128,7 @@ pub struct ZoneConfig {
     pub name: String,
     /// NS names used when `ns.dns.<zone>` holds nothing; empty = `ns.dns.<zone>`.
     pub nameservers: Vec<String>,
+    pub soa: SoaConfig,
 }
 
 impl ZoneConfig {
@@ -85,6 +136,35 @@ impl ZoneConfig {
         ZoneConfig {
             name: name.into(),
             nameservers: Vec::new(),
+            soa: SoaConfig::default(),
+        }
+    }
+}
+
+/// The SOA fields of a zone other than its serial (the snapshot's). The defaults are
+/// what zone checkers ask for (expire at least a week, RFC 1912 2.2 suggests 2-4 weeks);
+/// `minimum` is also the SOA's TTL, so negative answers are cached that long (RFC 2308).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SoaConfig {
+    /// Primary name server; empty = the zone's first name server.
+    pub mname: String,
+    /// Mailbox of the person responsible; empty = `hostmaster.<zone>`.
+    pub rname: String,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    pub minimum: u32,
+}
+
+impl Default for SoaConfig {
+    fn default() -> Self {
+        SoaConfig {
+            mname: String::new(),
+            rname: String::new(),
+            refresh: 7200,
+            retry: 1800,
+            expire: 1_209_600,
+            minimum: SOA_MINIMUM,
         }
     }
 }
@@ -104,6 +184,7 @@ struct Zone {
     mname: Name,
     rname: Name,
     nameservers: Vec<Name>,
+    timers: [u32; 4],
 }
 
 impl IndexConfig {
@@ -121,10 +202,19 @@ impl IndexConfig {
             if nameservers.is_empty() {
                 nameservers.push(join("ns.dns", &name));
             }
+            let named = |s: &str, default: Name| -> Result<Name, IndexError> {
+                if s.is_empty() {
+                    Ok(default)
+                } else {
+                    parse_name(s).ok_or_else(|| IndexError::BadZone(s.to_string()))
+                }
+            };
+            let t = &z.soa;
             out.push(Zone {
-                mname: nameservers[0].clone(),
-                rname: join("hostmaster", &name),
+                mname: named(&t.mname, nameservers[0].clone())?,
+                rname: named(&t.rname, join("hostmaster", &name))?,
                 nameservers,
+                timers: [t.refresh, t.retry, t.expire, t.minimum].map(|v| v.min(MAX_TTL)),
                 name,
             });
         }
@@ -163,6 +253,9 @@ fn join(label: &str, zone: &Name) -> Name {
 pub struct Service {
     /// Key relative to the prefix, lower-cased: `com/example/www/1a2b3c4d`.
     path: String,
+    /// The key relative to the prefix as written, when it has capitals (keys that
+    /// differ only in case name the same DNS name: see [`CaseVariants`]).
+    spelled: Option<Box<str>>,
     value: SkydnsValue,
     ttl: u32,
     priority: i64,
@@ -182,32 +275,55 @@ impl Service {
     /// Decodes one etcd entry. `key` is the full key; keys outside the prefix are errors.
     pub fn decode(cfg: &IndexConfig, key: &str, value: &[u8]) -> Result<Service, IndexError> {
         let v = SkydnsValue::decode(value).map_err(|source| IndexError::Codec {
-            key: key.into(),
+            key: clip(key),
             source,
         })?;
         Service::new(cfg, key, v)
     }
 
     pub fn new(cfg: &IndexConfig, key: &str, value: SkydnsValue) -> Result<Service, IndexError> {
-        let path = codec::key_to_path(key, &cfg.prefix)
-            .map_err(|source| IndexError::Codec {
-                key: key.into(),
+        let relative =
+            codec::key_to_path(key, &cfg.prefix).map_err(|source| IndexError::Codec {
+                key: clip(key),
                 source,
-            })?
-            .to_ascii_lowercase();
+            })?;
+        let path = relative.to_ascii_lowercase();
+        let spelled = (path != relative).then(|| relative.into());
+        let range = |field: &'static str, value: String| IndexError::OutOfRange {
+            key: clip(key),
+            field,
+            value: clip(&value),
+        };
+        let u16_range = |v: i64| (0..=i64::from(u16::MAX)).contains(&v);
+        if value.ttl > MAX_TTL {
+            return Err(range("ttl", value.ttl.to_string()));
+        }
+        if !u16_range(value.priority) {
+            return Err(range("priority", value.priority.to_string()));
+        }
+        if !u16_range(value.weight) {
+            return Err(range("weight", value.weight.to_string()));
+        }
+        if value.port != -1 && !u16_range(value.port) {
+            return Err(range("port", value.port.to_string()));
+        }
+        if value.text.len() > MAX_TEXT {
+            return Err(range("text length", value.text.len().to_string()));
+        }
         let ip = value.host.parse::<IpAddr>().ok().map(|ip| match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         });
         let host_name = match (&ip, value.host.is_empty()) {
             (None, false) => Some(parse_name(&value.host).ok_or_else(|| IndexError::BadHost {
-                key: key.into(),
-                host: value.host.clone(),
+                key: clip(key),
+                host: clip(&value.host),
             })?),
             _ => None,
         };
         Ok(Service {
             path,
+            spelled,
             ttl: if value.ttl == 0 {
                 cfg.default_ttl
             } else {
@@ -227,6 +343,23 @@ impl Service {
     /// The relative path this service is indexed under.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// A value without a TTL of its own gets the seconds left on its key's etcd lease,
+    /// clamped to [`LEASE_TTL_MIN`, `LEASE_TTL_MAX`] (CoreDNS's etcd plugin does the
+    /// same): the record goes away with the lease, so caches should not keep it longer.
+    pub fn with_lease_ttl(mut self, seconds: Option<i64>) -> Service {
+        if let Some(left) = seconds
+            && self.value.ttl == 0
+        {
+            self.ttl = left.clamp(LEASE_TTL_MIN, LEASE_TTL_MAX) as u32;
+        }
+        self
+    }
+
+    /// The relative key as written in etcd.
+    pub fn spelled_path(&self) -> &str {
+        self.spelled.as_deref().unwrap_or(&self.path)
     }
 
     /// CoreDNS's `HostType`.
@@ -303,6 +436,8 @@ pub struct Answer {
     pub answers: Vec<Record>,
     pub authority: Vec<Record>,
     pub additionals: Vec<Record>,
+    /// The lookup hit a limit: more records may exist than it returned (send TC).
+    pub truncated: bool,
 }
 
 /// The name has no entry at all (CoreDNS's `errKeyNotFound`).
@@ -325,6 +460,72 @@ pub struct Changes {
 /// copy of every entry (which took milliseconds per update at 50 000 entries).
 pub type Entries = imbl::OrdMap<String, Arc<Service>>;
 
+/// Keys that differ only in case (`CaSe/x`, `case/x`) name one DNS name and so share
+/// one index entry: the first of them in key order is served, and removing one serves
+/// the next instead of removing the name. Only such collisions are tracked here; the
+/// usual lower-case key costs nothing.
+#[derive(Debug, Default)]
+pub struct CaseVariants(std::collections::HashMap<String, BTreeMap<String, Arc<Service>>>);
+
+impl CaseVariants {
+    /// Puts `s` into `entries`, keeping track of another spelling of its key.
+    pub fn put(&mut self, entries: &mut Entries, s: Service) {
+        let s = Arc::new(s);
+        let path = s.path.clone();
+        if let Some(variants) = self.0.get_mut(&path) {
+            variants.insert(s.spelled_path().to_string(), s);
+        } else {
+            match entries.get(&path) {
+                Some(old) if old.spelled_path() != s.spelled_path() => {
+                    let mut variants = BTreeMap::new();
+                    variants.insert(old.spelled_path().to_string(), old.clone());
+                    variants.insert(s.spelled_path().to_string(), s);
+                    self.0.insert(path.clone(), variants);
+                }
+                _ => {
+                    entries.insert(path, s);
+                    return;
+                }
+            }
+        }
+        if let Some(first) = self.0.get(&path).and_then(|v| v.values().next()) {
+            entries.insert(path, first.clone());
+        }
+    }
+
+    /// Removes the key spelled `relative` (relative to the prefix, as written) from
+    /// `entries`; another spelling of it stays served.
+    pub fn remove(&mut self, entries: &mut Entries, relative: &str) {
+        let path = relative.to_ascii_lowercase();
+        if let Some(variants) = self.0.get_mut(&path) {
+            variants.remove(relative);
+            let next = variants.values().next().cloned();
+            if variants.len() <= 1 {
+                self.0.remove(&path);
+            }
+            match next {
+                Some(s) => {
+                    entries.insert(path, s);
+                }
+                None => {
+                    entries.remove(&path);
+                }
+            }
+            return;
+        }
+        if entries
+            .get(&path)
+            .is_some_and(|s| s.spelled_path() == relative)
+        {
+            entries.remove(&path);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// An immutable index of skydns entries.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -332,6 +533,9 @@ pub struct Snapshot {
     entries: Entries,
     serial: u32,
     changes: Option<Changes>,
+    /// False only for the placeholder served before the first complete load: it knows
+    /// nothing, so it must not deny that any name exists.
+    loaded: bool,
 }
 
 thread_local! {
@@ -350,8 +554,19 @@ pub fn trace_reads<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
 }
 
 impl Snapshot {
+    /// The placeholder before the first load: [`Snapshot::is_loaded`] is false, and the
+    /// server answers SERVFAIL from it rather than an authoritative NXDOMAIN that
+    /// resolvers would cache.
     pub fn empty(cfg: Arc<IndexConfig>) -> Snapshot {
-        Snapshot::new(cfg, Entries::new(), 0)
+        Snapshot {
+            loaded: false,
+            ..Snapshot::new(cfg, Entries::new(), 0)
+        }
+    }
+
+    /// False for the placeholder served before the first complete load.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded
     }
 
     /// `entries` maps relative paths (as [`Service::path`]) to services.
@@ -361,6 +576,7 @@ impl Snapshot {
             entries,
             serial,
             changes: None,
+            loaded: true,
         }
     }
 
@@ -384,12 +600,11 @@ impl Snapshot {
         serial: u32,
     ) -> (Snapshot, Vec<IndexError>) {
         let mut map = Entries::new();
+        let mut variants = CaseVariants::default();
         let mut errors = Vec::new();
         for (key, value) in entries {
             match Service::new(&cfg, &key, value) {
-                Ok(s) => {
-                    map.insert(s.path.clone(), Arc::new(s));
-                }
+                Ok(s) => variants.put(&mut map, s),
                 Err(e) => errors.push(e),
             }
         }
@@ -417,41 +632,56 @@ impl Snapshot {
     }
 
     fn soa(&self, zone: &Zone) -> Record {
+        let [refresh, retry, expire, minimum] = zone.timers;
         Record::from_rdata(
             zone.name.clone(),
-            SOA_MINIMUM,
+            minimum,
             RData::SOA(SOA::new(
                 zone.mname.clone(),
                 zone.rname.clone(),
                 self.serial,
-                7200,
-                1800,
-                86400,
-                SOA_MINIMUM,
+                refresh as i32,
+                retry as i32,
+                expire as i32,
+                minimum,
             )),
         )
     }
 
-    /// Answers one question. `qname` keeps the question's spelling for the answers.
+    /// Answers one question for a response of at most 65 535 bytes (TCP).
     pub fn lookup(&self, qname: &Name, qtype: RecordType) -> (Outcome, Answer) {
+        self.lookup_within(qname, qtype, usize::from(u16::MAX))
+    }
+
+    /// Answers one question for a response of at most `max_bytes`: the walk stops once
+    /// it has visited more entries than records could fit, plus [`VISIT_SLACK`] (see the
+    /// module documentation). `qname` keeps the question's spelling for the answers.
+    pub fn lookup_within(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        max_bytes: usize,
+    ) -> (Outcome, Answer) {
         let lower = qname.to_lowercase();
         let Some(zone) = self.zone_for(&lower) else {
             return (Outcome::Refused, Answer::default());
         };
+        let mut b = Budget::new(max_bytes / MIN_RECORD_BYTES + VISIT_SLACK);
+        b.max_bytes = max_bytes;
         let apex = lower == zone.name;
         let mut ans = Answer::default();
         let found: Found<()> = match qtype {
             RecordType::A | RecordType::AAAA => self
-                .addresses(zone, qname, qtype, &[])
+                .addresses(&b, zone, qname, qtype, &[])
                 .map(|r| ans.answers = r),
-            RecordType::TXT => self.txt(zone, qname, &[]).map(|r| ans.answers = r),
-            RecordType::CNAME => self.cname(qname).map(|r| ans.answers = r),
-            RecordType::PTR => self.ptr(qname).map(|r| ans.answers = r),
-            RecordType::MX => self.mx(zone, qname).map(|(r, x)| {
+            RecordType::TXT => self.txt(&b, zone, qname, &[]).map(|r| ans.answers = r),
+            RecordType::CNAME => self.cname(&b, zone, qname).map(|r| ans.answers = r),
+            RecordType::PTR => self.ptr(&b, qname).map(|r| ans.answers = r),
+            RecordType::MX => self.mx(&b, zone, qname).map(|(r, x)| {
                 ans.answers = r;
                 ans.additionals = x;
             }),
-            RecordType::SRV => self.srv(zone, qname).map(|(r, x)| {
+            RecordType::SRV => self.srv(&b, zone, qname).map(|(r, x)| {
                 ans.answers = r;
                 ans.additionals = x;
             }),
@@ -460,7 +690,7 @@ impl Snapshot {
                 Ok(())
             }
             RecordType::NS if apex => {
-                let (r, x) = self.ns(zone);
+                let (r, x) = self.ns(&b, zone);
                 ans.answers = r;
                 ans.additionals = x;
                 Ok(())
@@ -468,7 +698,7 @@ impl Snapshot {
             RecordType::AXFR | RecordType::IXFR => {
                 return (Outcome::NotImplemented, Answer::default());
             }
-            RecordType::ANY => self.addresses(zone, qname, RecordType::A, &[]).map(|_| {
+            RecordType::ANY => self.exists(&b, zone, qname).map(|_| {
                 // RFC 8482 section 4.2: one synthesised HINFO instead of everything.
                 ans.answers.push(Record::from_rdata(
                     qname.clone(),
@@ -476,8 +706,8 @@ impl Snapshot {
                     RData::HINFO(HINFO::new("RFC8482".into(), String::new())),
                 ));
             }),
-            // Everything else: a fake A lookup tells NODATA from NXDOMAIN.
-            _ => self.addresses(zone, qname, RecordType::A, &[]).map(|_| ()),
+            // Everything else: the name's existence tells NODATA from NXDOMAIN.
+            _ => self.exists(&b, zone, qname),
         };
         let outcome = match found {
             Err(NotFound) if !apex => Outcome::NxDomain,
@@ -489,13 +719,39 @@ impl Snapshot {
             ans.additionals.clear();
             ans.authority.push(self.soa(zone));
         }
+        ans.truncated = b.exhausted.get();
         (outcome, ans)
+    }
+
+    /// Whether the name has any entry (at or below it): what NODATA needs. One visit.
+    fn exists(&self, b: &Budget, zone: &Zone, qname: &Name) -> Found<()> {
+        let lower = qname.to_lowercase();
+        if lower == zone.name {
+            return Ok(());
+        }
+        // Only the first entry of the walk is needed; a bounded walk is enough.
+        let one = Budget::new(1);
+        let r = self.services(&one, qname, RecordType::A, false).map(|_| ());
+        b.spend(1);
+        match r {
+            // The first entry may be one `services` drops (no host): it still exists.
+            Ok(()) => Ok(()),
+            Err(NotFound) if one.exhausted.get() => Ok(()),
+            Err(NotFound) => Err(NotFound),
+        }
     }
 
     /// The entries for `name` (lower case, any form): CoreDNS's `Records` + `Group`.
     /// `exact` reads only the name's own key; otherwise its subtree, or the key itself
     /// when the subtree is empty. Wildcard labels (`*`, `any`) match any one label.
-    fn services(&self, name: &Name, qtype: RecordType, exact: bool) -> Found<Vec<&Service>> {
+    /// Visits at most what the budget has left.
+    fn services(
+        &self,
+        b: &Budget,
+        name: &Name,
+        qtype: RecordType,
+        exact: bool,
+    ) -> Found<Vec<&Service>> {
         let ascii = name.to_lowercase().to_ascii();
         let path = codec::name_to_path(&ascii);
         let segments: Vec<&str> = path.split('/').collect();
@@ -512,19 +768,29 @@ impl Snapshot {
         let mut found: Vec<&Service> = Vec::new();
         if !exact {
             let sub = format!("{search}/");
-            found.extend(
-                self.entries
-                    .range::<_, str>((
-                        std::ops::Bound::Included(sub.as_str()),
-                        std::ops::Bound::Unbounded,
-                    ))
-                    .take_while(|(k, _)| k.starts_with(&sub))
-                    .map(|(_, s)| s.as_ref()),
-            );
+            let walk = self
+                .entries
+                .range::<_, str>((
+                    std::ops::Bound::Included(sub.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .take_while(|(k, _)| k.starts_with(&sub));
+            for (_, s) in walk {
+                if !b.spend(1) {
+                    break;
+                }
+                found.push(s.as_ref());
+            }
         }
         if found.is_empty() {
+            if b.exhausted.get() {
+                return Err(NotFound);
+            }
             match self.entries.get(&search) {
-                Some(s) => found.push(s),
+                Some(s) => {
+                    b.spend(1);
+                    found.push(s)
+                }
                 None => return Err(NotFound),
             }
         }
@@ -545,32 +811,46 @@ impl Snapshot {
     }
 
     /// CoreDNS's `checkForApex`: at the apex, `dns/apex` first.
-    fn apex_services(&self, zone: &Zone, name: &Name, qtype: RecordType) -> Found<Vec<&Service>> {
+    fn apex_services(
+        &self,
+        b: &Budget,
+        zone: &Zone,
+        name: &Name,
+        qtype: RecordType,
+    ) -> Found<Vec<&Service>> {
         if name.to_lowercase() == zone.name
-            && let Ok(s) = self.services(&join("apex.dns", &zone.name), qtype, false)
+            && let Ok(s) = self.services(b, &join("apex.dns", &zone.name), qtype, false)
         {
             return Ok(s);
         }
-        self.services(name, qtype, false)
+        self.services(b, name, qtype, false)
     }
 
     /// A or AAAA (by `qtype`), chasing CNAMEs inside the zone.
     fn addresses(
         &self,
+        b: &Budget,
         zone: &Zone,
         qname: &Name,
         qtype: RecordType,
         previous: &[Record],
     ) -> Found<Vec<Record>> {
-        let services = self.apex_services(zone, qname, qtype)?;
+        let services = self.apex_services(b, zone, qname, qtype)?;
         let mut out = Vec::new();
         let mut dup = HashSet::new();
         for s in services {
+            // An A record with a compressed owner takes 16 bytes at least.
+            if !b.room(out.len(), 16) {
+                break;
+            }
             match s.host_type() {
                 HostType::Cname => {
-                    if let Some(chain) = self.chase(zone, qname, s, previous, &mut out)
+                    if !dup.insert(&s.value.host) {
+                        continue;
+                    }
+                    if let Some(chain) = self.chase(b, zone, qname, s, previous, &mut out)
                         && let Ok(next) =
-                            self.addresses(zone, &chain.target, qtype, &chain.previous)
+                            self.addresses(b, zone, &chain.target, qtype, &chain.previous)
                         && !next.is_empty()
                     {
                         out.push(chain.record);
@@ -594,10 +874,11 @@ impl Snapshot {
     }
 
     /// The CNAME step shared by A/AAAA/TXT. Returns the in-zone chain to follow, or
-    /// `None` when the CNAME is skipped (loop, too long, duplicate) or was pushed as is
-    /// because its target is outside the zone.
+    /// `None` when the CNAME is skipped (loop, too long, duplicate, over the budget) or
+    /// was pushed as is because its target is outside the zone.
     fn chase(
         &self,
+        b: &Budget,
         zone: &Zone,
         qname: &Name,
         s: &Service,
@@ -623,6 +904,11 @@ impl Snapshot {
             out.push(record);
             return None;
         }
+        // Each in-zone target is chased once per lookup, and only so many in all: a
+        // fan-out of CNAMEs must not multiply the work at every level.
+        if !b.chase(&target) {
+            return None;
+        }
         let mut chain = previous.to_vec();
         chain.push(record.clone());
         Some(Chain {
@@ -632,15 +918,27 @@ impl Snapshot {
         })
     }
 
-    fn txt(&self, zone: &Zone, qname: &Name, previous: &[Record]) -> Found<Vec<Record>> {
-        let services = self.services(qname, RecordType::TXT, false)?;
+    fn txt(
+        &self,
+        b: &Budget,
+        zone: &Zone,
+        qname: &Name,
+        previous: &[Record],
+    ) -> Found<Vec<Record>> {
+        let services = self.services(b, qname, RecordType::TXT, false)?;
         let mut out = Vec::new();
         let mut dup = HashSet::new();
         for s in services {
+            if !b.room(out.len(), 13) {
+                break;
+            }
             match s.host_type() {
                 HostType::Cname => {
-                    if let Some(chain) = self.chase(zone, qname, s, previous, &mut out)
-                        && let Ok(next) = self.txt(zone, &chain.target, &chain.previous)
+                    if !dup.insert(&s.value.host) {
+                        continue;
+                    }
+                    if let Some(chain) = self.chase(b, zone, qname, s, previous, &mut out)
+                        && let Ok(next) = self.txt(b, zone, &chain.target, &chain.previous)
                         && !next.is_empty()
                     {
                         out.push(chain.record);
@@ -660,28 +958,65 @@ impl Snapshot {
         Ok(out)
     }
 
-    fn cname(&self, qname: &Name) -> Found<Vec<Record>> {
-        let services = self.services(qname, RecordType::CNAME, false)?;
-        Ok(services
-            .into_iter()
-            .find_map(|s| {
-                let target = s.host_name.clone()?;
-                Some(Record::from_rdata(
-                    qname.clone(),
-                    s.ttl,
-                    RData::CNAME(CNAME(target)),
-                ))
+    /// A CNAME question: the name's own entries (its key, else the ids one level below
+    /// it), the first in key order, as CoreDNS's exact read; never the subtree (a CNAME
+    /// of some deeper name is not this name's) and never the apex (which has SOA and NS,
+    /// so cannot be a CNAME).
+    fn cname(&self, b: &Budget, zone: &Zone, qname: &Name) -> Found<Vec<Record>> {
+        let lower = qname.to_lowercase();
+        if lower == zone.name {
+            return Ok(Vec::new());
+        }
+        let path = codec::name_to_path(&lower.to_ascii());
+        READS.with(|r| {
+            if let Some(reads) = r.borrow_mut().as_mut() {
+                reads.push(path.clone());
+            }
+        });
+        let own = match self.entries.get(&path) {
+            Some(s) => {
+                b.spend(1);
+                Some(s.as_ref())
+            }
+            None => {
+                let sub = format!("{path}/");
+                let mut first = None;
+                let children = self
+                    .entries
+                    .range::<_, str>((
+                        std::ops::Bound::Included(sub.as_str()),
+                        std::ops::Bound::Unbounded,
+                    ))
+                    .take_while(|(k, _)| k.starts_with(&sub));
+                for (k, s) in children {
+                    if !b.spend(1) {
+                        break;
+                    }
+                    if !k[sub.len()..].contains('/') && !s.value.host.is_empty() {
+                        first = Some(s.as_ref());
+                        break;
+                    }
+                }
+                first
+            }
+        };
+        let Some(s) = own else {
+            return self.exists(b, zone, qname).map(|_| Vec::new());
+        };
+        Ok(s.host_name
+            .iter()
+            .map(|target| {
+                Record::from_rdata(qname.clone(), s.ttl, RData::CNAME(CNAME(target.clone())))
             })
-            .into_iter()
             .collect())
     }
 
-    fn ptr(&self, qname: &Name) -> Found<Vec<Record>> {
+    fn ptr(&self, b: &Budget, qname: &Name) -> Found<Vec<Record>> {
         // CoreDNS reads only the exact key; an entry below it still makes the name exist.
-        let services = match self.services(qname, RecordType::PTR, true) {
+        let services = match self.services(b, qname, RecordType::PTR, true) {
             Ok(s) => s,
             Err(NotFound) => {
-                self.services(qname, RecordType::PTR, false)?;
+                self.services(b, qname, RecordType::PTR, false)?;
                 Vec::new()
             }
         };
@@ -702,14 +1037,14 @@ impl Snapshot {
     }
 
     /// Glue for an in-zone SRV/MX target: its A records (CoreDNS adds no AAAA here).
-    fn glue(&self, zone: &Zone, target: &Name, extra: &mut Vec<Record>) {
-        if let Ok(addr) = self.addresses(zone, target, RecordType::A, &[]) {
+    fn glue(&self, b: &Budget, zone: &Zone, target: &Name, extra: &mut Vec<Record>) {
+        if let Ok(addr) = self.addresses(b, zone, target, RecordType::A, &[]) {
             extra.extend(addr);
         }
     }
 
-    fn srv(&self, zone: &Zone, qname: &Name) -> Found<(Vec<Record>, Vec<Record>)> {
-        let services = self.services(qname, RecordType::SRV, false)?;
+    fn srv(&self, b: &Budget, zone: &Zone, qname: &Name) -> Found<(Vec<Record>, Vec<Record>)> {
+        let services = self.services(b, qname, RecordType::SRV, false)?;
         let mut weights: BTreeMap<i64, i64> = BTreeMap::new();
         for s in &services {
             let w = if s.value.weight != 0 {
@@ -724,6 +1059,10 @@ impl Snapshot {
         let mut dup: HashSet<(Name, u16, String)> = HashSet::new();
         let mut looked_up = HashSet::new();
         for s in services {
+            // An SRV record: owner pointer, 10, priority/weight/port, a target pointer.
+            if !b.room(records.len(), 20) {
+                break;
+            }
             if s.value.port == -1 {
                 continue;
             }
@@ -733,6 +1072,7 @@ impl Snapshot {
             } else {
                 s.value.weight as f64
             };
+            // Both numbers were range-checked when the value was decoded.
             let weight = (w1.floor() as u16).max(1);
             let srv = |target: Name| {
                 Record::from_rdata(
@@ -753,7 +1093,7 @@ impl Snapshot {
                     };
                     records.push(srv(target.clone()));
                     if looked_up.insert(target.to_lowercase()) && zone.name.zone_of(&target) {
-                        self.glue(zone, &target, &mut extra);
+                        self.glue(b, zone, &target, &mut extra);
                     }
                 }
                 HostType::A(_) | HostType::Aaaa(_) => {
@@ -772,13 +1112,16 @@ impl Snapshot {
         Ok((records, extra))
     }
 
-    fn mx(&self, zone: &Zone, qname: &Name) -> Found<(Vec<Record>, Vec<Record>)> {
-        let services = self.services(qname, RecordType::MX, false)?;
+    fn mx(&self, b: &Budget, zone: &Zone, qname: &Name) -> Found<(Vec<Record>, Vec<Record>)> {
+        let services = self.services(b, qname, RecordType::MX, false)?;
         let mut records = Vec::new();
         let mut extra = Vec::new();
         let mut dup: HashSet<(Name, u16, String)> = HashSet::new();
         let mut looked_up = HashSet::new();
         for s in services.into_iter().filter(|s| s.value.mail) {
+            if !b.room(records.len(), 16) {
+                break;
+            }
             let mx = |target: Name| {
                 Record::from_rdata(
                     qname.clone(),
@@ -793,7 +1136,7 @@ impl Snapshot {
                     };
                     records.push(mx(target.clone()));
                     if looked_up.insert(target.to_lowercase()) && zone.name.zone_of(&target) {
-                        self.glue(zone, &target, &mut extra);
+                        self.glue(b, zone, &target, &mut extra);
                     }
                 }
                 HostType::A(_) | HostType::Aaaa(_) => {
@@ -813,11 +1156,11 @@ impl Snapshot {
 
     /// NS at the apex: `ns.dns.<zone>` entries (address hosts become the key's name plus
     /// glue), else the configured name servers.
-    fn ns(&self, zone: &Zone) -> (Vec<Record>, Vec<Record>) {
+    fn ns(&self, b: &Budget, zone: &Zone) -> (Vec<Record>, Vec<Record>) {
         let mut records = Vec::new();
         let mut extra = Vec::new();
         let mut seen = HashSet::new();
-        if let Ok(services) = self.services(&join("ns.dns", &zone.name), RecordType::NS, false) {
+        if let Ok(services) = self.services(b, &join("ns.dns", &zone.name), RecordType::NS, false) {
             for s in services {
                 let target = match s.ip {
                     Some(_) => {
@@ -849,6 +1192,68 @@ impl Snapshot {
             }
         }
         (records, extra)
+    }
+}
+
+/// What one lookup may still spend (see the module documentation). Running out of any
+/// of it marks the lookup `exhausted`, which the response reports with TC.
+struct Budget {
+    /// The response size the lookup feeds: once the records built so far cannot fit in
+    /// it, building more is wasted (the response will be TC either way).
+    max_bytes: usize,
+    visits: Cell<usize>,
+    cnames: Cell<usize>,
+    /// In-zone CNAME targets already chased (lower case).
+    chased: RefCell<HashSet<Name>>,
+    exhausted: Cell<bool>,
+}
+
+impl Budget {
+    fn new(visits: usize) -> Budget {
+        Budget {
+            max_bytes: usize::MAX,
+            visits: Cell::new(visits),
+            cnames: Cell::new(MAX_CNAMES),
+            chased: RefCell::new(HashSet::new()),
+            exhausted: Cell::new(false),
+        }
+    }
+
+    /// Takes `n` visits; false (and exhausted) when none are left.
+    fn spend(&self, n: usize) -> bool {
+        let left = self.visits.get();
+        if left < n {
+            self.visits.set(0);
+            self.exhausted.set(true);
+            return false;
+        }
+        self.visits.set(left - n);
+        true
+    }
+
+    /// False (and exhausted) once `records` records of at least `min_size` bytes each
+    /// cannot fit in the response: a lower bound, so a response this says is full
+    /// would have overflowed anyway.
+    fn room(&self, records: usize, min_size: usize) -> bool {
+        if records.saturating_mul(min_size) > self.max_bytes {
+            self.exhausted.set(true);
+            return false;
+        }
+        true
+    }
+
+    /// Whether `target` may be chased: not chased before, and CNAMEs left.
+    fn chase(&self, target: &Name) -> bool {
+        if !self.chased.borrow_mut().insert(target.to_lowercase()) {
+            return false;
+        }
+        let left = self.cnames.get();
+        if left == 0 {
+            self.exhausted.set(true);
+            return false;
+        }
+        self.cnames.set(left - 1);
+        true
     }
 }
 

@@ -1,9 +1,19 @@
 //! The DNS server's Prometheus metrics, registered once by whoever owns the registry and
 //! passed in (never global).
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
+
+use super::answer::Reply;
 
 #[derive(Clone)]
 pub struct DnsMetrics {
@@ -30,6 +40,24 @@ pub struct DnsMetrics {
     pub watch_lag: Gauge,
     /// `kubefed_dns_etcd_revision`: the etcd revision the index reflects.
     pub etcd_revision: IntGauge,
+    /// `kubefed_dns_malformed_queries_total`: requests that could not be read (FORMERR).
+    pub malformed_queries: IntCounter,
+    /// `kubefed_dns_lookup_limited_total`: lookups that hit their budget (entries
+    /// visited, CNAMEs chased) and were answered truncated.
+    pub lookup_limited: IntCounter,
+    /// `kubefed_dns_tcp_connections`: TCP connections open now.
+    pub tcp_connections: IntGauge,
+    /// `kubefed_dns_tcp_rejected_total`: TCP connections closed at once because the
+    /// connection limit was reached.
+    pub tcp_rejected: IntCounter,
+    /// `kubefed_dns_tcp_accept_errors_total`: failed accepts (EMFILE, ENFILE, ...),
+    /// each followed by a backoff.
+    pub tcp_accept_errors: IntCounter,
+    /// `kubefed_dns_rrl_responses_total{action}`: responses over the rate limit,
+    /// `dropped` or `slipped` (sent truncated).
+    pub rrl: IntCounterVec,
+    /// Rate limit of the warnings about malformed requests (shared by every loop).
+    pub(crate) malformed_log: Arc<LogLimit>,
 }
 
 impl DnsMetrics {
@@ -81,7 +109,41 @@ impl DnsMetrics {
                 "kubefed_dns_etcd_revision",
                 "etcd revision reflected by the index",
             )?,
+            lookup_limited: IntCounter::new(
+                "kubefed_dns_lookup_limited_total",
+                "DNS lookups cut short by their budget (answered with TC)",
+            )?,
+            malformed_queries: IntCounter::new(
+                "kubefed_dns_malformed_queries_total",
+                "DNS requests that could not be read (answered FORMERR)",
+            )?,
+            tcp_connections: IntGauge::new(
+                "kubefed_dns_tcp_connections",
+                "Open DNS TCP connections",
+            )?,
+            tcp_rejected: IntCounter::new(
+                "kubefed_dns_tcp_rejected_total",
+                "DNS TCP connections closed because the connection limit was reached",
+            )?,
+            tcp_accept_errors: IntCounter::new(
+                "kubefed_dns_tcp_accept_errors_total",
+                "Failed DNS TCP accepts (each followed by a backoff)",
+            )?,
+            rrl: IntCounterVec::new(
+                Opts::new(
+                    "kubefed_dns_rrl_responses_total",
+                    "DNS responses over the response rate limit, by action",
+                ),
+                &["action"],
+            )?,
+            malformed_log: Arc::new(LogLimit::new(Duration::from_secs(10))),
         };
+        registry.register(Box::new(m.malformed_queries.clone()))?;
+        registry.register(Box::new(m.lookup_limited.clone()))?;
+        registry.register(Box::new(m.tcp_connections.clone()))?;
+        registry.register(Box::new(m.tcp_rejected.clone()))?;
+        registry.register(Box::new(m.tcp_accept_errors.clone()))?;
+        registry.register(Box::new(m.rrl.clone()))?;
         registry.register(Box::new(m.queries.clone()))?;
         registry.register(Box::new(m.latency.clone()))?;
         registry.register(Box::new(m.response_cache.clone()))?;
@@ -98,5 +160,114 @@ impl DnsMetrics {
         registry.register(Box::new(self.watch_lag.clone()))?;
         registry.register(Box::new(self.etcd_revision.clone()))?;
         Ok(())
+    }
+}
+
+impl DnsMetrics {
+    /// Counts one answered request (and warns, rate-limited, about a malformed one).
+    pub(crate) fn count(&self, reply: &Reply, start: Instant, src: SocketAddr) {
+        self.queries
+            .with_label_values(&[
+                reply.qtype.map(type_label).unwrap_or("none"),
+                rcode_label(reply.rcode),
+            ])
+            .inc();
+        self.latency.observe(start.elapsed().as_secs_f64());
+        if reply.limited {
+            self.lookup_limited.inc();
+        }
+        if reply.malformed {
+            self.malformed_queries.inc();
+            if let Some(suppressed) = self.malformed_log.allow() {
+                tracing::warn!(
+                    %src,
+                    suppressed,
+                    "answered a malformed DNS request with FORMERR (one warning per 10 s; \
+                     kubefed_dns_malformed_queries_total counts them all)"
+                );
+            }
+        }
+    }
+}
+
+/// At most one log line per period; says how many were held back meanwhile.
+pub(crate) struct LogLimit {
+    period: Duration,
+    last: Mutex<Option<Instant>>,
+    suppressed: AtomicU64,
+}
+
+impl LogLimit {
+    pub(crate) fn new(period: Duration) -> LogLimit {
+        LogLimit {
+            period,
+            last: Mutex::new(None),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(held back since the last line)` when a line may be logged now.
+    pub(crate) fn allow(&self) -> Option<u64> {
+        let now = Instant::now();
+        let Ok(mut last) = self.last.try_lock() else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        match *last {
+            Some(t) if now.duration_since(t) < self.period => {
+                self.suppressed.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            _ => {
+                *last = Some(now);
+                Some(self.suppressed.swap(0, Ordering::Relaxed))
+            }
+        }
+    }
+}
+
+pub(crate) fn type_label(t: RecordType) -> &'static str {
+    match t {
+        RecordType::A => "A",
+        RecordType::AAAA => "AAAA",
+        RecordType::CNAME => "CNAME",
+        RecordType::TXT => "TXT",
+        RecordType::SRV => "SRV",
+        RecordType::PTR => "PTR",
+        RecordType::MX => "MX",
+        RecordType::NS => "NS",
+        RecordType::SOA => "SOA",
+        RecordType::ANY => "ANY",
+        _ => "other",
+    }
+}
+
+pub(crate) fn rcode_label(r: ResponseCode) -> &'static str {
+    match r {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::Refused => "REFUSED",
+        ResponseCode::FormErr => "FORMERR",
+        ResponseCode::NotImp => "NOTIMP",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::BADVERS => "BADVERS",
+        ResponseCode::NotAuth => "NOTAUTH",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_limit_lets_one_line_through_per_period_and_counts_the_rest() {
+        let l = LogLimit::new(Duration::from_secs(3600));
+        assert_eq!(l.allow(), Some(0));
+        for _ in 0..5 {
+            assert_eq!(l.allow(), None);
+        }
+        *l.last.lock().unwrap() = Some(Instant::now() - Duration::from_secs(7200));
+        assert_eq!(l.allow(), Some(5));
     }
 }

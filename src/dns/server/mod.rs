@@ -1,21 +1,25 @@
-//! The authoritative DNS server: an immutable in-memory index (`index`, pure), the hickory
-//! request handler answering from it (`handler`, all of TCP), the UDP receive loops with
-//! their store of encoded responses (`udp`, `wire`), and the feeds that keep the index
-//! current (`feed`: an etcd skydns watch, or entries handed over in-process).
+//! The authoritative DNS server: an immutable in-memory index (`index`, pure), the
+//! protocol layer answering one message from it (`answer`, UDP and TCP alike), the UDP
+//! receive loops with their store of encoded responses and optional rate limiting
+//! (`udp`, `wire`), the TCP accept loop with its connection limit (`tcp`), and the feeds
+//! that keep the index current (`feed`: an etcd skydns watch, or entries handed over
+//! in-process).
 //!
 //! ```text
-//!  etcd prefix ──list+watch──► feed ──build──► Snapshot ──ArcSwap──► handler ◄── TCP
-//!  controller-manager ──replace_entries──┘                    └──► udp (cache) ◄── UDP
+//!  etcd prefix ──list+watch──► feed ──build──► Snapshot ──ArcSwap──► answer ◄── tcp ◄── TCP
+//!  controller-manager ──replace_entries──┘                    └──► udp (store, RRL) ◄── UDP
 //! ```
 //!
 //! [`start`] binds UDP (several `SO_REUSEPORT` sockets, one blocking receive loop thread
 //! each) and TCP on the same port, and returns a [`Handle`]; dropping the handle stops
-//! the server and its feed.
+//! the server and its feed. The limits (answer size, lookup budget, CNAME chase, TCP
+//! connections, RRL) are described in `docs/dns-server.md`.
 
+pub mod answer;
 pub mod feed;
-pub mod handler;
 pub mod index;
 pub mod metrics;
+pub mod tcp;
 pub mod udp;
 pub mod wire;
 
@@ -23,14 +27,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_server::Server;
 use socket2::{Domain, Protocol, Socket, Type};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
+pub use answer::DEFAULT_MAX_UDP_PAYLOAD;
 pub use feed::IndexHandle;
-pub use index::{DEFAULT_TTL, IndexConfig, IndexError, Snapshot, ZoneConfig};
+pub use index::{DEFAULT_TTL, IndexConfig, IndexError, Snapshot, SoaConfig, ZoneConfig};
 pub use metrics::DnsMetrics;
+pub use tcp::DEFAULT_MAX_CONNECTIONS;
+pub use udp::RrlConfig;
 
 use crate::admin::http::Readiness;
 use crate::dns::skydns::codec::DEFAULT_PREFIX;
@@ -73,6 +79,16 @@ pub struct ServerConfig {
     pub udp_sockets: usize,
     /// Idle TCP connections are closed after this long.
     pub tcp_timeout: Duration,
+    /// TCP connections served at once; more are closed on accept.
+    pub tcp_max_connections: usize,
+    /// Largest UDP response (and the size advertised in OPT).
+    pub max_udp_payload: u16,
+    /// `SO_RCVBUF` of each UDP socket, in bytes; `None` keeps the system default.
+    pub udp_recv_buffer: Option<usize>,
+    /// Response rate limiting per source prefix (UDP); off when `None`.
+    pub rrl: Option<RrlConfig>,
+    /// `/readyz` fails once the etcd watch has been out of touch this long.
+    pub max_etcd_disconnect: Duration,
     pub metrics: DnsMetrics,
     /// Set once the index holds data; share it with `/readyz`.
     pub readiness: Readiness,
@@ -95,6 +111,11 @@ impl ServerConfig {
                 .map(|n| n.get())
                 .unwrap_or(1),
             tcp_timeout: Duration::from_secs(10),
+            tcp_max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_udp_payload: DEFAULT_MAX_UDP_PAYLOAD,
+            udp_recv_buffer: None,
+            rrl: None,
+            max_etcd_disconnect: Duration::from_secs(30),
             metrics,
             readiness: Readiness::default(),
         }
@@ -130,9 +151,16 @@ impl Drop for Handle {
     }
 }
 
-fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+fn udp_socket(
+    addr: SocketAddr,
+    recv_buffer: Option<usize>,
+) -> std::io::Result<std::net::UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_port(true)?;
+    if let Some(bytes) = recv_buffer {
+        // The kernel caps it at net.core.rmem_max (and doubles it for bookkeeping).
+        s.set_recv_buffer_size(bytes)?;
+    }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())
@@ -150,13 +178,17 @@ fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 type Bound = (Vec<std::net::UdpSocket>, std::net::TcpListener, SocketAddr);
 
 /// Binds every UDP socket and the TCP listener on one port.
-fn bind(listen: SocketAddr, udp_sockets: usize) -> Result<Bound, ServerError> {
+fn bind(
+    listen: SocketAddr,
+    udp_sockets: usize,
+    recv_buffer: Option<usize>,
+) -> Result<Bound, ServerError> {
     let err = |addr| move |source| ServerError::Bind { addr, source };
     // With port 0, the port the first UDP socket got may be taken for TCP: try again.
     let attempts = if listen.port() == 0 { 20 } else { 1 };
     let mut last = None;
     for _ in 0..attempts {
-        let first = udp_socket(listen).map_err(err(listen))?;
+        let first = udp_socket(listen, recv_buffer).map_err(err(listen))?;
         let addr = first.local_addr().map_err(err(listen))?;
         let tcp = match tcp_listener(addr) {
             Ok(t) => t,
@@ -167,7 +199,7 @@ fn bind(listen: SocketAddr, udp_sockets: usize) -> Result<Bound, ServerError> {
         };
         let mut udp = vec![first];
         for _ in 1..udp_sockets.max(1) {
-            udp.push(udp_socket(addr).map_err(err(addr))?);
+            udp.push(udp_socket(addr, recv_buffer).map_err(err(addr))?);
         }
         return Ok((udp, tcp, addr));
     }
@@ -182,28 +214,30 @@ pub async fn start(cfg: ServerConfig) -> Result<Handle, ServerError> {
     }
     let index_cfg = Arc::new(IndexConfig::new(&cfg.prefix, &cfg.zones, cfg.default_ttl)?);
     let index = IndexHandle::new(index_cfg, cfg.metrics.clone(), cfg.readiness.clone());
-    let (udp, tcp, addr) = bind(cfg.listen, cfg.udp_sockets)?;
-    let mut server = Server::new(handler::DnsHandler::new(
+    let (udp, tcp, addr) = bind(cfg.listen, cfg.udp_sockets, cfg.udp_recv_buffer)?;
+    let responder = Arc::new(udp::Responder::with_limits(
         index.shared(),
         cfg.metrics.clone(),
+        cfg.max_udp_payload,
+        cfg.rrl,
     ));
-    let responder = Arc::new(udp::Responder::new(index.shared(), cfg.metrics.clone()));
     let udp = udp::UdpLoops::start(udp, responder).map_err(ServerError::Threads)?;
     let tcp = tokio::net::TcpListener::from_std(tcp)
         .map_err(|source| ServerError::Bind { addr, source })?;
-    server.register_listener(tcp, cfg.tcp_timeout, 64);
+    let tcp_server = Arc::new(tcp::TcpServer {
+        index: index.shared(),
+        metrics: cfg.metrics.clone(),
+        max_connections: cfg.tcp_max_connections,
+        idle_timeout: cfg.tcp_timeout,
+        max_udp_payload: cfg.max_udp_payload,
+    });
 
     let shutdown = CancellationToken::new();
     if let Source::Etcd { endpoints } = cfg.source {
+        index.watch_readiness(cfg.max_etcd_disconnect);
         tokio::spawn(feed::run_etcd(endpoints, index.clone(), shutdown.clone()));
     }
-    let stop = shutdown.clone();
-    let task = tokio::spawn(async move {
-        stop.cancelled().await;
-        if let Err(error) = server.shutdown_gracefully().await {
-            tracing::warn!(%error, "DNS server stopped with an error");
-        }
-    });
+    let task = tokio::spawn(tcp::serve(tcp, tcp_server, shutdown.clone()));
     tracing::info!(%addr, "serving DNS on UDP and TCP");
     Ok(Handle {
         udp_addr: addr,
@@ -213,4 +247,22 @@ pub async fn start(cfg: ServerConfig) -> Result<Handle, ServerError> {
         task: Some(task),
         udp: Some(udp),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_udp_receive_buffer_is_the_one_asked_for() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let size = |s: &std::net::UdpSocket| socket2::SockRef::from(s).recv_buffer_size().unwrap();
+        let default = size(&udp_socket(addr, None).unwrap());
+        // Linux doubles what it is given (bookkeeping) and caps it at rmem_max.
+        let asked = size(&udp_socket(addr, Some(100_000)).unwrap());
+        assert_ne!(asked, default);
+        assert!(asked >= 100_000, "{asked}");
+        let small = size(&udp_socket(addr, Some(4096)).unwrap());
+        assert!(small < default, "{small} < {default}");
+    }
 }

@@ -12,26 +12,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
-use std::net::{Shutdown, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use futures::FutureExt;
-use hickory_net::NetError;
-use hickory_net::runtime::TokioTime;
-use hickory_net::xfer::Protocol;
-use hickory_proto::op::{MessageType, ResponseCode};
-use hickory_proto::rr::{Record, RecordType};
-use hickory_proto::serialize::binary::BinEncoder;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
+use hickory_proto::rr::RecordType;
 use prometheus::IntCounter;
 
-use super::handler::{DnsHandler, MAX_UDP_PAYLOAD, rcode_label, type_label};
-use super::index::{self, SOA_MINIMUM, Snapshot};
-use super::metrics::DnsMetrics;
+use super::answer::{self, DEFAULT_MAX_UDP_PAYLOAD, Reply, Transport};
+use super::index::{self, Snapshot};
+use super::metrics::{DnsMetrics, rcode_label, type_label};
 use super::wire;
 
 /// Encoded responses kept, in bytes: the 10 000-name benchmark's working set (about
@@ -39,9 +31,10 @@ use super::wire;
 /// through the full path without being stored until updates free room.
 const CACHE_BYTES: usize = 16 << 20;
 
-/// How long a receive loop blocks before it looks at the stop flag again; stopping
-/// also shuts the sockets down, which wakes the loops at once on Linux.
-const STOP_CHECK: Duration = Duration::from_millis(500);
+/// How long a receive loop blocks before it looks at the stop flag again. The sockets
+/// are not shut down to wake the loops sooner: a UDP socket shut down for reading makes
+/// `recv_from` return an empty source address, on which std's `recv_from` panics.
+const STOP_CHECK: Duration = Duration::from_millis(250);
 
 /// A stored response and the query counter its hits increment.
 struct Stored {
@@ -122,54 +115,64 @@ impl ResponseCache {
     }
 }
 
-/// Where the SOA serial sits in `response`: just before the SOA's fixed refresh, retry,
-/// expire and minimum fields (the values `index` writes).
-fn soa_serial_offset(response: &[u8]) -> Option<usize> {
-    let mut tail = Vec::with_capacity(16);
-    for v in [7200u32, 1800, 86400, SOA_MINIMUM] {
-        tail.extend_from_slice(&v.to_be_bytes());
-    }
-    let at = response.windows(16).position(|w| w == tail.as_slice())?;
-    at.checked_sub(4)
-}
-
 /// Answers UDP datagrams; shared by the receive loops.
 pub struct Responder {
-    handler: DnsHandler,
     index: Arc<ArcSwap<Snapshot>>,
     cache: RwLock<ResponseCache>,
     metrics: DnsMetrics,
     hits: IntCounter,
     misses: IntCounter,
+    max_udp_payload: u16,
+    rrl: Option<Rrl>,
 }
 
 impl Responder {
     pub fn new(index: Arc<ArcSwap<Snapshot>>, metrics: DnsMetrics) -> Self {
+        Responder::with_limits(index, metrics, DEFAULT_MAX_UDP_PAYLOAD, None)
+    }
+
+    /// `max_udp_payload` is the largest response sent (and advertised in OPT); `rrl`
+    /// limits responses per source prefix when given.
+    pub fn with_limits(
+        index: Arc<ArcSwap<Snapshot>>,
+        metrics: DnsMetrics,
+        max_udp_payload: u16,
+        rrl: Option<RrlConfig>,
+    ) -> Self {
         let cache = ResponseCache::new(index.load_full());
         Responder {
-            handler: DnsHandler::new(index.clone(), metrics.clone()),
             index,
             cache: RwLock::new(cache),
             hits: metrics.response_cache.with_label_values(&["hit"]),
             misses: metrics.response_cache.with_label_values(&["miss"]),
+            rrl: rrl.map(|c| Rrl::new(c, &metrics)),
             metrics,
+            max_udp_payload,
         }
     }
 
     /// Writes the response to `packet` into `out`; false when there is none to send
-    /// (a response message, or fewer bytes than a header).
+    /// (a response message, fewer bytes than a header, or dropped by rate limiting).
     pub fn respond(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
+        let answered = self.answer(packet, src, out);
+        match (&self.rrl, answered) {
+            (Some(rrl), true) => rrl.admit(src.ip(), out),
+            (_, answered) => answered,
+        }
+    }
+
+    fn answer(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
         let start = Instant::now();
-        let Some(query) = wire::parse_query(packet, MAX_UDP_PAYLOAD) else {
-            return self.full(packet, src, out);
-        };
         let snapshot = self.index.load_full();
+        let Some(query) = wire::parse_query(packet, self.max_udp_payload) else {
+            return self.full(&snapshot, packet, src, out, start).is_some();
+        };
         for attempt in 0..2 {
             {
-                let cache = self.cache.read().unwrap();
+                let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
                 if Arc::ptr_eq(&cache.snapshot, &snapshot) {
                     if let Some(stored) = cache.entries.get(query.key()) {
-                        wire::patch(&stored.response, packet, out);
+                        wire::patch(&stored.response, packet, &query, out);
                         if let Some(at) = stored.serial_at {
                             out[at..at + 4].copy_from_slice(&snapshot.serial().to_be_bytes());
                         }
@@ -183,11 +186,11 @@ impl Responder {
                 if cache.snapshot.serial() > snapshot.serial() {
                     // Another loop already moved the store past the snapshot we loaded.
                     drop(cache);
-                    return self.full(packet, src, out);
+                    return self.full(&snapshot, packet, src, out, start).is_some();
                 }
             }
             if attempt == 0 {
-                let mut cache = self.cache.write().unwrap();
+                let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
                 if !Arc::ptr_eq(&cache.snapshot, &snapshot)
                     && cache.snapshot.serial() <= snapshot.serial()
                 {
@@ -196,114 +199,142 @@ impl Responder {
             }
         }
         self.misses.inc();
-        let (answered, reads) = index::trace_reads(|| self.full(packet, src, out));
-        if !answered || !wire::reusable(packet, &query, out) {
-            return answered;
-        }
-        let rcode = ResponseCode::from(0, out[3] & 0x0f);
-        if rcode == ResponseCode::ServFail {
-            return true;
-        }
-        // The handler loaded the index itself: store only if that was still `snapshot`.
-        if !Arc::ptr_eq(&self.index.load(), &snapshot) {
+        let (reply, reads) = index::trace_reads(|| self.full(&snapshot, packet, src, out, start));
+        let Some(reply) = reply else {
+            return false;
+        };
+        if !reply.storable || !wire::reusable(packet, &query, out) {
             return true;
         }
         let queries = self.metrics.queries.with_label_values(&[
             type_label(RecordType::from(query.qtype)),
-            rcode_label(rcode),
+            rcode_label(reply.rcode),
         ]);
         let stored = Stored {
             response: out.as_slice().into(),
             queries,
-            serial_at: soa_serial_offset(out),
+            serial_at: reply.serial_at,
         };
-        let mut cache = self.cache.write().unwrap();
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
         if Arc::ptr_eq(&cache.snapshot, &snapshot) {
             cache.insert(query.key(), stored, reads);
         }
         true
     }
 
-    /// The full path: hickory decodes the datagram and the handler answers it, as over
-    /// TCP; metrics are the handler's.
-    fn full(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
-        out.clear();
-        let request = match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
-            Ok(r) => r,
-            Err(_) => return form_error(packet, out),
-        };
-        if request.metadata.message_type == MessageType::Response {
-            // Never answer a response: no reflection loops.
-            return false;
+    /// The full path: hickory decodes the datagram, `answer` answers it as over TCP.
+    fn full(
+        &self,
+        snapshot: &Snapshot,
+        packet: &[u8],
+        src: SocketAddr,
+        out: &mut Vec<u8>,
+        start: Instant,
+    ) -> Option<Reply> {
+        let reply = answer::respond(snapshot, packet, Transport::Udp, self.max_udp_payload, out)?;
+        self.metrics.count(&reply, start, src);
+        Some(reply)
+    }
+}
+
+/// Response rate limiting, in the manner of BIND's and Knot's RRL: at most
+/// `responses_per_second` responses per source prefix (IPv4 /24, IPv6 /56) in each
+/// one-second window. Past it, responses are dropped, except that every `slip`-th one
+/// is sent as an empty truncated response (TC=1), so that a real client behind a
+/// spoofed prefix still gets through over TCP. Off unless configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RrlConfig {
+    pub responses_per_second: u32,
+    /// 0: drop every response over the limit; 1: truncate every one; n: every n-th.
+    pub slip: u32,
+}
+
+/// Prefixes tracked at most; the table starts over past it (an attacker spraying
+/// sources must not grow it without bound).
+const RRL_TABLE: usize = 65_536;
+
+struct Rrl {
+    cfg: RrlConfig,
+    start: Instant,
+    /// Prefix -> (window, responses in it, responses over the limit).
+    table: Mutex<HashMap<IpAddr, (u64, u32, u32)>>,
+    dropped: IntCounter,
+    slipped: IntCounter,
+}
+
+impl Rrl {
+    fn new(cfg: RrlConfig, metrics: &DnsMetrics) -> Rrl {
+        Rrl {
+            cfg,
+            start: Instant::now(),
+            table: Mutex::new(HashMap::new()),
+            dropped: metrics.rrl.with_label_values(&["dropped"]),
+            slipped: metrics.rrl.with_label_values(&["slipped"]),
         }
-        let capture = Capture::default();
-        let answered = self
-            .handler
-            .handle_request::<_, TokioTime>(&request, capture.clone())
-            .now_or_never()
-            .is_some();
-        let bytes = std::mem::take(&mut *capture.0.lock().unwrap());
-        out.extend_from_slice(&bytes);
-        answered && !out.is_empty()
+    }
+
+    fn prefix(ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(v4) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v4) & 0xffff_ff00)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Rrl::prefix(IpAddr::V4(v4)),
+                None => IpAddr::V6(std::net::Ipv6Addr::from(
+                    u128::from(v6) & !((1u128 << 72) - 1),
+                )),
+            },
+        }
+    }
+
+    /// Whether the response in `out` is sent; it may be cut down to a TC=1 header and
+    /// question first.
+    fn admit(&self, ip: IpAddr, out: &mut Vec<u8>) -> bool {
+        let window = self.start.elapsed().as_secs();
+        let over = {
+            let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+            if table.len() >= RRL_TABLE {
+                table.retain(|_, (w, _, _)| *w == window);
+                if table.len() >= RRL_TABLE {
+                    table.clear();
+                }
+            }
+            let entry = table.entry(Rrl::prefix(ip)).or_insert((window, 0, 0));
+            if entry.0 != window {
+                *entry = (window, 0, 0);
+            }
+            entry.1 = entry.1.saturating_add(1);
+            if entry.1 <= self.cfg.responses_per_second {
+                return true;
+            }
+            entry.2 = entry.2.saturating_add(1);
+            entry.2
+        };
+        if self.cfg.slip > 0
+            && over.is_multiple_of(self.cfg.slip)
+            && wire::truncate_to_question(out)
+        {
+            self.slipped.inc();
+            return true;
+        }
+        self.dropped.inc();
+        false
     }
 }
 
-/// FORMERR for a datagram hickory cannot decode but whose header is readable, as
-/// hickory-server answers it: the request's ID, opcode and RD, no sections.
-fn form_error(packet: &[u8], out: &mut Vec<u8>) -> bool {
-    if packet.len() < 12 || packet[2] & 0x80 != 0 {
-        return false;
-    }
-    out.extend_from_slice(&[packet[0], packet[1], 0x80 | (packet[2] & 0x79), 0x01]);
-    out.extend_from_slice(&[0; 8]);
-    true
-}
-
-/// A [`ResponseHandler`] that keeps the encoded response (its send completes at once).
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-#[async_trait::async_trait]
-impl ResponseHandler for Capture {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let max = response.edns().map_or(512, |e| e.max_payload());
-        let mut buf = self.0.lock().unwrap();
-        buf.clear();
-        let mut encoder = BinEncoder::new(&mut buf);
-        // Over the limit, hickory's encoder truncates and sets TC (RFC 2181 9).
-        encoder.set_max_size(max);
-        Ok(response.destructive_emit(&mut encoder)?)
-    }
-}
-
-/// The receive loops of a server; stopped (and their sockets shut down) on [`stop`].
+/// The receive loops of a server; stopped (their sockets closed as they end) on [`stop`].
 ///
 /// [`stop`]: UdpLoops::stop
 pub struct UdpLoops {
     stop: Arc<AtomicBool>,
-    sockets: Vec<UdpSocket>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl UdpLoops {
     pub fn start(sockets: Vec<UdpSocket>, responder: Arc<Responder>) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut handles = Vec::new();
         let mut threads = Vec::new();
         for (i, socket) in sockets.into_iter().enumerate() {
             socket.set_nonblocking(false)?;
             socket.set_read_timeout(Some(STOP_CHECK))?;
-            handles.push(socket.try_clone()?);
             let (stop, responder) = (stop.clone(), responder.clone());
             threads.push(
                 std::thread::Builder::new()
@@ -311,21 +342,13 @@ impl UdpLoops {
                     .spawn(move || serve(&socket, &responder, &stop))?,
             );
         }
-        Ok(UdpLoops {
-            stop,
-            sockets: handles,
-            threads,
-        })
+        Ok(UdpLoops { stop, threads })
     }
 
-    /// Asks the loops to stop; [`UdpLoops::join`] waits for them.
+    /// Asks the loops to stop (within 250 ms); [`UdpLoops::join`] waits for
+    /// them.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
-        for s in &self.sockets {
-            // Wakes a blocked receive on Linux (it then returns 0 bytes); elsewhere the
-            // read timeout does. An unconnected UDP socket reports ENOTCONN: expected.
-            let _ = socket2::SockRef::from(s).shutdown(Shutdown::Read);
-        }
     }
 
     pub fn join(mut self) {
@@ -345,7 +368,7 @@ impl Drop for UdpLoops {
 fn serve(socket: &UdpSocket, responder: &Responder, stop: &AtomicBool) {
     // The largest datagram: a longer one would be cut and then misread.
     let mut buf = vec![0u8; 65_535];
-    let mut out = Vec::with_capacity(MAX_UDP_PAYLOAD as usize);
+    let mut out = Vec::with_capacity(usize::from(u16::MAX));
     while !stop.load(Ordering::Acquire) {
         match socket.recv_from(&mut buf) {
             Ok((n, src)) => {
@@ -388,7 +411,7 @@ mod tests {
     use super::*;
     use crate::dns::server::index::{IndexConfig, ZoneConfig};
     use crate::dns::skydns::codec::SkydnsValue;
-    use hickory_proto::op::{Edns, Message, Query};
+    use hickory_proto::op::{Edns, Message, Query, ResponseCode};
     use hickory_proto::rr::Name;
 
     fn responder() -> (Responder, Arc<ArcSwap<Snapshot>>) {
@@ -458,10 +481,14 @@ mod tests {
         "127.0.0.1:5300".parse().unwrap()
     }
 
-    /// The bytes the full path (hickory decode + handler) gives.
+    /// The bytes the full path (hickory decode + `answer`) gives.
     fn full(r: &Responder, packet: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        assert!(r.full(packet, src(), &mut out));
+        let snapshot = r.index.load_full();
+        assert!(
+            r.full(&snapshot, packet, src(), &mut out, Instant::now())
+                .is_some()
+        );
         out
     }
 
@@ -481,8 +508,8 @@ mod tests {
             ("big.example.com.", RecordType::A),
             ("web.example.org.", RecordType::A),
         ];
-        // Capitals (0x20 resolvers) take the full path; the comparison shows their
-        // spelling survives.
+        // Capitals (0x20 resolvers) share the lower-case spelling's stored response;
+        // the comparison shows their spelling survives.
         let spellings = |n: &str| [n.to_string(), n.to_uppercase(), n.replacen('e', "E", 2)];
         for (name, qtype) in questions {
             for edns in [None, Some(512), Some(1232), Some(65000)] {

@@ -6,11 +6,14 @@
 //! What a response depends on, and so what the key holds: the question name, its type
 //! and class, and whether the request carries EDNS and with what payload size (the
 //! response's OPT and its truncation limit). What the response copies from the request
-//! is patched: the ID and the RD and CD flags (`udp`'s tests check the bytes against the
-//! full path). A name spelled with capitals (resolvers that randomise case, 0x20) is
-//! not a plain query: the answers carry the question's spelling written out in full
-//! (hickory does not compress them against the question), so a stored response fits
-//! one spelling only, and one entry per spelling would fill the cache with variants.
+//! is patched: the ID, the RD and CD flags, and the question name's spelling (`udp`'s
+//! tests and the fuzz target check the bytes against the full path). The key holds the
+//! name in lower case, so every spelling (resolvers that randomise case, 0x20) shares
+//! one stored response: `answer` compresses every answer name against the question, so
+//! the spelling lives in the question's bytes only.
+//!
+//! Also here, because it needs the raw bytes: whether the OPT record's options fit its
+//! data ([`edns_options_well_formed`]), which hickory does not check.
 
 /// Largest key: a 255-byte name plus type, class and payload size.
 pub const MAX_KEY: usize = 255 + 6;
@@ -43,8 +46,7 @@ fn u16_at(p: &[u8], i: usize) -> Option<u16> {
 }
 
 /// Recognises a query this module can answer from a stored response: QR=0, opcode
-/// QUERY, one question with an uncompressed name without capitals, no answer or
-/// authority records, and
+/// QUERY, one question with an uncompressed name, no answer or authority records, and
 /// either nothing more or one well-formed OPT record of EDNS version 0 ending the
 /// packet. `max_payload` is the server's own largest UDP payload (the clamp's top).
 pub fn parse_query(packet: &[u8], max_payload: u16) -> Option<Query> {
@@ -73,10 +75,9 @@ pub fn parse_query(packet: &[u8], max_payload: u16) -> Option<Query> {
         if i + 1 + len - HEADER > 255 {
             return None;
         }
-        if label[1..].iter().any(u8::is_ascii_uppercase) {
-            return None;
-        }
-        key[i - HEADER..i - HEADER + label.len()].copy_from_slice(label);
+        let at = i - HEADER;
+        key[at..at + label.len()].copy_from_slice(label);
+        key[at + 1..at + label.len()].make_ascii_lowercase();
         i += 1 + len;
         if len == 0 {
             break;
@@ -128,22 +129,92 @@ pub fn parse_query(packet: &[u8], max_payload: u16) -> Option<Query> {
 }
 
 /// Whether `response` (to `request`, whose parsed form is `query`) can answer every
-/// request with the same key after [`patch`]: one question at offset 12, the same name.
+/// request with the same key after [`patch`]: one question at offset 12, the same name
+/// but for case.
 pub fn reusable(request: &[u8], query: &Query, response: &[u8]) -> bool {
     response.len() >= query.name_end
         && u16_at(response, 4) == Some(1)
-        && response[HEADER..query.name_end] == request[HEADER..query.name_end]
+        && response[HEADER..query.name_end].eq_ignore_ascii_case(&request[HEADER..query.name_end])
 }
 
-/// Writes into `out` the stored `response` adapted to `request`: its ID and its RD and
-/// CD flags.
-pub fn patch(response: &[u8], request: &[u8], out: &mut Vec<u8>) {
+/// Writes into `out` the stored `response` adapted to `request` (parsed as `query`):
+/// its ID, its RD and CD flags and its question's spelling.
+pub fn patch(response: &[u8], request: &[u8], query: &Query, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(response);
     out[0] = request[0];
     out[1] = request[1];
     out[2] = (out[2] & !0x01) | (request[2] & 0x01);
     out[3] = (out[3] & !0x10) | (request[3] & 0x10);
+    out[HEADER..query.name_end].copy_from_slice(&request[HEADER..query.name_end]);
+}
+
+/// Cuts `response` down to its header and question, with TC set and no records (what
+/// rate limiting "slips" instead of a dropped answer). False when it has no question
+/// to keep.
+pub fn truncate_to_question(response: &mut Vec<u8>) -> bool {
+    if u16_at(response, 4) != Some(1) {
+        return false;
+    }
+    let Some(end) = skip_name(response, HEADER).map(|i| i + 4) else {
+        return false;
+    };
+    if end > response.len() {
+        return false;
+    }
+    response.truncate(end);
+    response[2] |= 0x02;
+    response[6..HEADER].fill(0);
+    true
+}
+
+/// Skips a (possibly compressed) name at `i`; the offset after it.
+fn skip_name(p: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let len = *p.get(i)? as usize;
+        match len & 0xc0 {
+            0 if len == 0 => return Some(i + 1),
+            0 => i += 1 + len,
+            0xc0 => return Some(i + 2),
+            _ => return None,
+        }
+    }
+}
+
+/// Whether every OPT record's options fit its RDATA exactly (RFC 6891 6.1.2); false
+/// also when the message cannot be walked.
+pub fn edns_options_well_formed(p: &[u8]) -> bool {
+    let walk = || -> Option<bool> {
+        let count = |at: usize| u16_at(p, at).map(usize::from);
+        let qd = count(4)?;
+        let records = count(6)? + count(8)? + count(10)?;
+        let mut i = HEADER;
+        for _ in 0..qd {
+            i = skip_name(p, i)? + 4;
+        }
+        for _ in 0..records {
+            i = skip_name(p, i)?;
+            let rtype = u16_at(p, i)?;
+            let rdlen = u16_at(p, i + 8)? as usize;
+            i += 10;
+            let end = i + rdlen;
+            if end > p.len() {
+                return None;
+            }
+            if rtype == OPT {
+                let mut o = i;
+                while o < end {
+                    o += 4 + u16_at(p, o + 2)? as usize;
+                }
+                if o != end {
+                    return Some(false);
+                }
+            }
+            i = end;
+        }
+        Some(true)
+    };
+    walk().unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -186,9 +257,12 @@ mod tests {
         assert_eq!(qa.key(), qb.key());
         assert_eq!(qa.name_end, 12 + 17);
         assert_eq!(qa.qtype, 1);
-        assert!(
-            parse_query(&query(1, "Web.example.com", 1, None), 4096).is_none(),
-            "capitals"
+        assert_eq!(
+            parse_query(&query(1, "WeB.example.COM", 1, None), 4096)
+                .unwrap()
+                .key(),
+            qa.key(),
+            "every spelling shares the lower-case key"
         );
         assert!(parse_query(&query(1, "_http._tcp.x-1.example", 33, None), 4096).is_some());
     }
@@ -270,6 +344,17 @@ mod tests {
     }
 
     #[test]
+    fn options_overrunning_the_opt_data_are_found() {
+        let ok = query(1, "a.example", 1, Some((1232, 0, &[0, 10, 0, 2, 1, 2])));
+        assert!(edns_options_well_formed(&ok));
+        assert!(edns_options_well_formed(&query(1, "a.example", 1, None)));
+        let over = query(1, "a.example", 1, Some((1232, 0, &[0, 10, 0, 9, 1, 2, 3])));
+        assert!(!edns_options_well_formed(&over));
+        let short = query(1, "a.example", 1, Some((1232, 0, &[0, 10, 0])));
+        assert!(!edns_options_well_formed(&short));
+    }
+
+    #[test]
     fn a_patched_response_takes_the_requests_id_and_flags() {
         let first = query(7, "web.example.com", 1, None);
         let q1 = parse_query(&first, 4096).unwrap();
@@ -284,11 +369,19 @@ mod tests {
         let mut second = query(0xbeef, "web.example.com", 1, None);
         second[3] |= 0x10; // CD
         let mut out = Vec::new();
-        patch(&stored, &second, &mut out);
+        let q2 = parse_query(&second, 4096).unwrap();
+        patch(&stored, &second, &q2, &mut out);
         assert_eq!(&out[0..2], &[0xbe, 0xef]);
         assert_eq!(out[2], 0x85, "QR and AA kept, RD from the request");
         assert_eq!(out[3], 0x10, "CD from the request");
         assert_eq!(&out[4..], &stored[4..]);
+
+        let spelled = query(3, "WEB.example.com", 1, None);
+        let q3 = parse_query(&spelled, 4096).unwrap();
+        assert!(reusable(&spelled, &q3, &stored));
+        patch(&stored, &spelled, &q3, &mut out);
+        assert_eq!(&out[12..q3.name_end], &spelled[12..q3.name_end]);
+        assert_eq!(&out[q3.name_end..], &stored[q3.name_end..]);
 
         let other = query(1, "wed.example.com", 1, None);
         assert!(!reusable(

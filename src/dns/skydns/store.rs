@@ -38,6 +38,8 @@ pub struct RawEntry {
     pub key: String,
     pub value: Vec<u8>,
     pub mod_revision: i64,
+    /// The key's lease, 0 for none.
+    pub lease: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,6 +156,7 @@ pub async fn list_prefix_pages(
                     key: String::from_utf8_lossy(kv.key()).into_owned(),
                     value: kv.value().to_vec(),
                     mod_revision: kv.mod_revision(),
+                    lease: kv.lease(),
                 })
                 .collect(),
         );
@@ -228,6 +231,12 @@ impl EtcdStore {
         Ok(PrefixWatch { stream, pending })
     }
 
+    /// Seconds left on `lease`; `None` when it has expired or is unknown.
+    pub async fn lease_ttl(&mut self, lease: i64) -> Result<Option<i64>, StoreError> {
+        let resp = self.client.lease_time_to_live(lease, None).await?;
+        Ok(Some(resp.ttl()).filter(|t| *t > 0))
+    }
+
     pub async fn put(&mut self, key: &str, value: &SkydnsValue) -> Result<i64, StoreError> {
         let r = self.client.put(key, value.encode(), None).await?;
         Ok(r.header().map(|h| h.revision()).unwrap_or_default())
@@ -284,6 +293,7 @@ impl PrefixWatch {
                         key,
                         value: kv.value().to_vec(),
                         mod_revision: kv.mod_revision(),
+                        lease: kv.lease(),
                     }),
                     EventType::Delete => Change::Delete {
                         key,
