@@ -62,6 +62,8 @@ pub struct Reply {
     pub serial_at: Option<usize>,
     /// The lookup hit its budget (the response has TC).
     pub limited: bool,
+    /// The zone (index) whose SOA `serial_at` points at: serials are per zone.
+    pub zone: Option<usize>,
 }
 
 impl Reply {
@@ -73,6 +75,7 @@ impl Reply {
             storable: false,
             serial_at: None,
             limited: false,
+            zone: None,
         }
     }
 }
@@ -222,6 +225,7 @@ pub fn respond(
         storable: outcome != Outcome::NotImplemented,
         serial_at,
         limited: ans.truncated,
+        zone: serial_at.and_then(|_| snapshot.zone_index_for(&lower)),
     })
 }
 

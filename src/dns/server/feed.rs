@@ -33,6 +33,7 @@ use tracing::{debug, info, warn};
 
 use super::index::{CaseVariants, Entries, IndexConfig, IndexError, Service, Snapshot, ZoneConfig};
 use super::metrics::DnsMetrics;
+use super::serial::{self, ZoneRevisions};
 use crate::admin::http::Readiness;
 use crate::dns::skydns::SkydnsValue;
 use crate::dns::skydns::codec;
@@ -75,6 +76,8 @@ pub struct IndexHandle {
     /// etcd; 0 before the first.
     synced_at: Arc<AtomicU64>,
     epoch: Instant,
+    /// Bumped on every swap: zone transfers (journal, NOTIFY) follow it.
+    published: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl IndexHandle {
@@ -88,6 +91,7 @@ impl IndexHandle {
             reported: Default::default(),
             synced_at: Arc::new(AtomicU64::new(0)),
             epoch: Instant::now(),
+            published: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }
 
@@ -129,6 +133,46 @@ impl IndexHandle {
         self.current.clone()
     }
 
+    /// Changes (to an unspecified count) each time a new snapshot is served.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published.subscribe()
+    }
+
+    /// The next generation of the in-process feed; see [`serial::next_generation`].
+    fn next_generation(&self) -> u32 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut last = self.generation.load(Ordering::Acquire);
+        loop {
+            let next = serial::next_generation(last, now);
+            match self.generation.compare_exchange(last, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
+    /// Gives each zone of `next` the serial it had in the served snapshot when its
+    /// entries are the same, else `generation`: the in-process feed has no etcd
+    /// revisions, and a zone whose data did not change must keep its serial.
+    fn carry_zone_serials(&self, next: Snapshot, generation: u32) -> Snapshot {
+        let prev = self.current.load();
+        let serials = next
+            .config()
+            .zone_names()
+            .enumerate()
+            .map(|(j, name)| match prev.zone_index(name) {
+                Some(i) if prev.is_loaded() && prev.same_zone_entries(i, &next, j) => {
+                    prev.zone_serial(i)
+                }
+                _ => generation,
+            })
+            .collect();
+        next.with_zone_serials(serials)
+    }
+
     /// The snapshot queries are answered from right now.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
@@ -145,11 +189,9 @@ impl IndexHandle {
     /// Entries that cannot be served are skipped and returned; each distinct one is
     /// logged and counted once.
     pub fn replace_entries(&self, entries: Vec<(String, SkydnsValue)>) -> Vec<IndexError> {
-        let serial = self
-            .generation
-            .fetch_add(1, Ordering::AcqRel)
-            .wrapping_add(1);
+        let serial = self.next_generation();
         let (snapshot, errors) = Snapshot::from_entries(self.cfg.clone(), entries, serial);
+        let snapshot = self.carry_zone_serials(snapshot, serial);
         self.report(&errors);
         self.publish(snapshot);
         self.ready.set(true);
@@ -169,11 +211,9 @@ impl IndexHandle {
             zones,
             self.cfg.default_ttl(),
         )?);
-        let serial = self
-            .generation
-            .fetch_add(1, Ordering::AcqRel)
-            .wrapping_add(1);
+        let serial = self.next_generation();
         let (snapshot, errors) = Snapshot::from_entries(cfg, entries, serial);
+        let snapshot = self.carry_zone_serials(snapshot, serial);
         self.report(&errors);
         self.publish(snapshot);
         self.ready.set(true);
@@ -194,6 +234,7 @@ impl IndexHandle {
         self.metrics.index_entries.set(snapshot.len() as i64);
         self.metrics.index_serial.set(i64::from(snapshot.serial()));
         self.current.store(Arc::new(snapshot));
+        self.published.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -208,10 +249,13 @@ struct Mirror {
     /// Paths put or deleted since the last snapshot, and that snapshot's serial; `None`
     /// after a re-list (everything may have changed).
     changed: Option<(u32, Vec<String>)>,
+    /// Revision of the last change to each zone: its SOA serial.
+    zones: ZoneRevisions,
 }
 
 impl Mirror {
     fn put(&mut self, key: &str, value: &[u8], mod_revision: i64, lease_ttl: Option<i64>) {
+        self.bump(key, mod_revision);
         match Service::decode(&self.cfg, key, value) {
             Ok(s) => {
                 let s = s.with_lease_ttl(lease_ttl);
@@ -233,7 +277,18 @@ impl Mirror {
         }
     }
 
-    fn delete(&mut self, key: &str) {
+    /// Every put or delete of a zone's key moves that zone's serial to its revision,
+    /// even a put of an unchanged value: only what etcd records can be recomputed the
+    /// same by every replica and after a restart.
+    fn bump(&mut self, key: &str, revision: i64) {
+        if let Ok(relative) = codec::key_to_path(key, self.cfg.prefix()) {
+            let zone = self.cfg.zone_of_path(&relative.to_ascii_lowercase());
+            self.zones.bump(zone, revision);
+        }
+    }
+
+    fn delete(&mut self, key: &str, mod_revision: i64) {
+        self.bump(key, mod_revision);
         self.malformed.remove(key);
         self.remove_path(key);
     }
@@ -258,7 +313,8 @@ impl Mirror {
         // The SOA serial is 32 bits; etcd revisions fit for a long time, and wrap is
         // what serial arithmetic (RFC 1982) expects.
         let serial = revision as u32;
-        let snapshot = Snapshot::new(self.cfg.clone(), self.entries.clone(), serial);
+        let snapshot = Snapshot::new(self.cfg.clone(), self.entries.clone(), serial)
+            .with_zone_serials(self.zones.serials());
         let changed = self.changed.replace((serial, Vec::new()));
         match changed {
             Some((since, paths)) => snapshot.with_changes(since, paths),
@@ -291,6 +347,7 @@ pub(crate) async fn run_etcd(
         malformed: HashMap::new(),
         metrics: metrics.clone(),
         changed: None,
+        zones: ZoneRevisions::new(handle.cfg.zone_names().count()),
     };
     let prefix = handle.cfg.prefix().to_string();
     let mut store: Option<EtcdStore> = None;
@@ -421,7 +478,9 @@ pub(crate) async fn run_etcd(
                                 e.mod_revision,
                                 leases.get(&e.lease).copied(),
                             ),
-                            Change::Delete { key, .. } => mirror.delete(key),
+                            Change::Delete { key, mod_revision } => {
+                                mirror.delete(key, *mod_revision)
+                            }
                         }
                     }
                     revision = revision.max(batch.revision);

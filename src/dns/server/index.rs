@@ -532,6 +532,9 @@ pub struct Snapshot {
     cfg: Arc<IndexConfig>,
     entries: Entries,
     serial: u32,
+    /// SOA serial of each zone, in `cfg.zones` order; empty = every zone has `serial`
+    /// (see `xfr_support` at the end of this file).
+    zone_serials: Arc<[u32]>,
     changes: Option<Changes>,
     /// False only for the placeholder served before the first complete load: it knows
     /// nothing, so it must not deny that any name exists.
@@ -575,6 +578,7 @@ impl Snapshot {
             cfg,
             entries,
             serial,
+            zone_serials: Arc::from(Vec::new()),
             changes: None,
             loaded: true,
         }
@@ -639,7 +643,7 @@ impl Snapshot {
             RData::SOA(SOA::new(
                 zone.mname.clone(),
                 zone.rname.clone(),
-                self.serial,
+                self.serial_of(zone),
                 refresh as i32,
                 retry as i32,
                 expire as i32,
@@ -1329,3 +1333,88 @@ fn split255(s: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+
+// What zone transfers (`xfr`, `flat`, `journal`) need from a snapshot: per-zone SOA
+// serials and the entries of one zone. Kept apart so that the rest of this file is
+// untouched by them.
+impl IndexConfig {
+    /// The zone (index into [`IndexConfig::zone_names`]) a relative path belongs to:
+    /// the most specific one.
+    pub fn zone_of_path(&self, path: &str) -> Option<usize> {
+        self.zones.iter().position(|z| {
+            let zp = codec::name_to_path(&z.name.to_ascii());
+            path == zp || (path.starts_with(&zp) && path.as_bytes().get(zp.len()) == Some(&b'/'))
+        })
+    }
+
+    /// The zones, lower case and fully qualified, most specific first.
+    pub fn zone_names(&self) -> impl Iterator<Item = &Name> {
+        self.zones.iter().map(|z| &z.name)
+    }
+}
+
+impl Snapshot {
+    /// Sets each zone's SOA serial (in [`IndexConfig::zone_names`] order).
+    pub fn with_zone_serials(mut self, serials: Vec<u32>) -> Snapshot {
+        self.zone_serials = Arc::from(serials);
+        self
+    }
+
+    /// The SOA serial of zone `i`.
+    pub fn zone_serial(&self, i: usize) -> u32 {
+        self.zone_serials.get(i).copied().unwrap_or(self.serial)
+    }
+
+    fn serial_of(&self, zone: &Zone) -> u32 {
+        match self.cfg.zones.iter().position(|z| std::ptr::eq(z, zone)) {
+            Some(i) => self.zone_serial(i),
+            None => self.serial,
+        }
+    }
+
+    /// The index of the zone `name` (lower case) is the apex of.
+    pub fn zone_index(&self, name: &Name) -> Option<usize> {
+        self.cfg.zones.iter().position(|z| z.name == *name)
+    }
+
+    /// The index of the most specific zone holding `name` (lower case).
+    pub fn zone_index_for(&self, name: &Name) -> Option<usize> {
+        self.cfg.zones.iter().position(|z| z.name.zone_of(name))
+    }
+
+    /// The relative paths of the entries of zone `i` (a more specific zone's entries
+    /// are left out), in key order.
+    pub fn zone_paths(&self, i: usize) -> Vec<&str> {
+        let Some(zone) = self.cfg.zones.get(i) else {
+            return Vec::new();
+        };
+        let zp = codec::name_to_path(&zone.name.to_ascii());
+        let sub = format!("{zp}/");
+        let mut out: Vec<&str> = Vec::new();
+        if let Some((k, _)) = self.entries.get_key_value(&zp) {
+            out.push(k.as_str());
+        }
+        out.extend(
+            self.entries
+                .range::<_, str>((
+                    std::ops::Bound::Included(sub.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .take_while(|(k, _)| k.starts_with(&sub))
+                .map(|(k, _)| k.as_str())
+                .filter(|k| self.cfg.zone_of_path(k) == Some(i)),
+        );
+        out
+    }
+
+    /// True when zone `i` of `self` and zone `j` of `other` hold the same entries.
+    pub fn same_zone_entries(&self, i: usize, other: &Snapshot, j: usize) -> bool {
+        let a = self.zone_paths(i);
+        let b = other.zone_paths(j);
+        a.len() == b.len()
+            && a.iter().zip(&b).all(|(x, y)| {
+                x == y && self.entries.get(*x).map(|s| &s.value) == other.entries.get(*y).map(|s| &s.value)
+                    && self.entries.get(*x).map(|s| s.ttl) == other.entries.get(*y).map(|s| s.ttl)
+            })
+    }
+}

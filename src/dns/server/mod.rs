@@ -15,13 +15,20 @@
 //! the server and its feed. The limits (answer size, lookup budget, CNAME chase, TCP
 //! connections, RRL) are described in `docs/dns-server.md`.
 
+pub mod acl;
 pub mod answer;
 pub mod feed;
+pub mod flat;
 pub mod index;
+pub mod journal;
 pub mod metrics;
+pub mod notify;
+pub mod serial;
 pub mod tcp;
+pub mod tsig;
 pub mod udp;
 pub mod wire;
+pub mod xfr;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,6 +99,9 @@ pub struct ServerConfig {
     pub metrics: DnsMetrics,
     /// Set once the index holds data; share it with `/readyz`.
     pub readiness: Readiness,
+    /// Zone transfers, NOTIFY and TSIG; `None`: AXFR/IXFR are NOTIMP, signed requests
+    /// BADKEY, as before.
+    pub xfr: Option<xfr::XfrConfig>,
 }
 
 impl ServerConfig {
@@ -118,6 +128,7 @@ impl ServerConfig {
             max_etcd_disconnect: Duration::from_secs(30),
             metrics,
             readiness: Readiness::default(),
+            xfr: None,
         }
     }
 }
@@ -215,12 +226,16 @@ pub async fn start(cfg: ServerConfig) -> Result<Handle, ServerError> {
     let index_cfg = Arc::new(IndexConfig::new(&cfg.prefix, &cfg.zones, cfg.default_ttl)?);
     let index = IndexHandle::new(index_cfg, cfg.metrics.clone(), cfg.readiness.clone());
     let (udp, tcp, addr) = bind(cfg.listen, cfg.udp_sockets, cfg.udp_recv_buffer)?;
-    let responder = Arc::new(udp::Responder::with_limits(
-        index.shared(),
-        cfg.metrics.clone(),
-        cfg.max_udp_payload,
-        cfg.rrl,
-    ));
+    let transfers = cfg.xfr.clone().map(|x| Arc::new(xfr::Transfers::new(x)));
+    let responder = Arc::new(
+        udp::Responder::with_limits(
+            index.shared(),
+            cfg.metrics.clone(),
+            cfg.max_udp_payload,
+            cfg.rrl,
+        )
+        .with_transfers(transfers.clone()),
+    );
     let udp = udp::UdpLoops::start(udp, responder).map_err(ServerError::Threads)?;
     let tcp = tokio::net::TcpListener::from_std(tcp)
         .map_err(|source| ServerError::Bind { addr, source })?;
@@ -230,12 +245,16 @@ pub async fn start(cfg: ServerConfig) -> Result<Handle, ServerError> {
         max_connections: cfg.tcp_max_connections,
         idle_timeout: cfg.tcp_timeout,
         max_udp_payload: cfg.max_udp_payload,
+        xfr: transfers.clone(),
     });
 
     let shutdown = CancellationToken::new();
     if let Source::Etcd { endpoints } = cfg.source {
         index.watch_readiness(cfg.max_etcd_disconnect);
         tokio::spawn(feed::run_etcd(endpoints, index.clone(), shutdown.clone()));
+    }
+    if let Some(t) = transfers {
+        tokio::spawn(t.run(index.clone(), shutdown.clone()));
     }
     let task = tokio::spawn(tcp::serve(tcp, tcp_server, shutdown.clone()));
     tracing::info!(%addr, "serving DNS on UDP and TCP");

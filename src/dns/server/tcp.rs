@@ -37,6 +37,8 @@ pub(crate) struct TcpServer {
     pub max_connections: usize,
     pub idle_timeout: Duration,
     pub max_udp_payload: u16,
+    /// Transfers, NOTIFY and signed requests, when configured (`xfr`).
+    pub xfr: Option<Arc<super::xfr::Transfers>>,
 }
 
 /// Accepts until `stop`; connections end with it too.
@@ -123,6 +125,15 @@ async fn connection(mut stream: TcpStream, server: &TcpServer, stop: &Cancellati
                 Ok(Ok(())) => {}
                 _ => return,
             },
+        }
+        if let Some(x) = &server.xfr
+            && super::xfr::wants(&request)
+        {
+            let r = x.serve_tcp(&mut stream, std::mem::take(&mut request), peer, &server.index, server.max_udp_payload, server.idle_timeout);
+            if r.await.is_err() {
+                return;
+            }
+            continue;
         }
         let start = Instant::now();
         let snapshot = server.index.load();

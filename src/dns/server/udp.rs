@@ -24,7 +24,7 @@ use prometheus::IntCounter;
 use super::answer::{self, DEFAULT_MAX_UDP_PAYLOAD, Reply, Transport};
 use super::index::{self, Snapshot};
 use super::metrics::{DnsMetrics, rcode_label, type_label};
-use super::wire;
+use super::{wire, xfr};
 
 /// Encoded responses kept, in bytes: the 10 000-name benchmark's working set (about
 /// 44 000 questions) takes under a third of it. Past it, new questions are answered
@@ -43,6 +43,8 @@ struct Stored {
     /// Offset of an SOA serial in the response (negative answers, SOA questions): the
     /// serial follows the snapshot, so it is written on every hit.
     serial_at: Option<usize>,
+    /// The zone whose serial that is.
+    zone: Option<usize>,
 }
 
 /// Stored responses, kept across snapshots: a snapshot that says what changed
@@ -124,6 +126,8 @@ pub struct Responder {
     misses: IntCounter,
     max_udp_payload: u16,
     rrl: Option<Rrl>,
+    /// Transfers, NOTIFY and signed requests, when configured (`xfr`).
+    xfr: Option<Arc<xfr::Transfers>>,
 }
 
 impl Responder {
@@ -148,7 +152,14 @@ impl Responder {
             rrl: rrl.map(|c| Rrl::new(c, &metrics)),
             metrics,
             max_udp_payload,
+            xfr: None,
         }
+    }
+
+    /// Hands NOTIFY, AXFR/IXFR and TSIG-signed requests to `xfr`.
+    pub(crate) fn with_transfers(mut self, xfr: Option<Arc<xfr::Transfers>>) -> Self {
+        self.xfr = xfr;
+        self
     }
 
     /// Writes the response to `packet` into `out`; false when there is none to send
@@ -174,7 +185,11 @@ impl Responder {
                     if let Some(stored) = cache.entries.get(query.key()) {
                         wire::patch(&stored.response, packet, &query, out);
                         if let Some(at) = stored.serial_at {
-                            out[at..at + 4].copy_from_slice(&snapshot.serial().to_be_bytes());
+                            let serial = match stored.zone {
+                                Some(z) => snapshot.zone_serial(z),
+                                None => snapshot.serial(),
+                            };
+                            out[at..at + 4].copy_from_slice(&serial.to_be_bytes());
                         }
                         stored.queries.inc();
                         self.hits.inc();
@@ -214,6 +229,7 @@ impl Responder {
             response: out.as_slice().into(),
             queries,
             serial_at: reply.serial_at,
+            zone: reply.zone,
         };
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
         if Arc::ptr_eq(&cache.snapshot, &snapshot) {
@@ -231,6 +247,13 @@ impl Responder {
         out: &mut Vec<u8>,
         start: Instant,
     ) -> Option<Reply> {
+        if let Some(x) = &self.xfr
+            && xfr::wants(packet)
+        {
+            let reply = x.respond_udp(snapshot, packet, src.ip(), self.max_udp_payload, out)?;
+            self.metrics.count(&reply, start, src);
+            return Some(reply);
+        }
         let reply = answer::respond(snapshot, packet, Transport::Udp, self.max_udp_payload, out)?;
         self.metrics.count(&reply, start, src);
         Some(reply)
