@@ -80,6 +80,84 @@ pub struct DnsServerArgs {
     /// Like --soa for one zone: `<zone>:key=value,...` (repeatable; wins over --soa).
     #[arg(long = "zone-soa", value_parser = parse_zone_soa)]
     pub zone_soa: Vec<(String, SoaConfig)>,
+    #[command(flatten)]
+    pub xfr: XfrArgs,
+}
+
+/// Zone transfers, NOTIFY and TSIG (see docs/dns-server.md, "Zone transfers").
+#[derive(Args, Debug, Clone, Default)]
+pub struct XfrArgs {
+    /// Who may AXFR/IXFR (repeatable, comma separated): `key=<tsig key name>` or an
+    /// address / CIDR prefix. Default: nobody (every transfer is REFUSED).
+    #[arg(long = "allow-transfer", value_delimiter = ',')]
+    pub allow_transfer: Vec<String>,
+    /// A secondary to NOTIFY when a zone's serial changes (repeatable):
+    /// `ip:port[,key=<tsig key name>]`.
+    #[arg(long = "notify")]
+    pub notify: Vec<String>,
+    /// A TSIG key `name:algorithm:base64secret` (repeatable; hmac-sha256 or
+    /// hmac-sha512). Prefer --tsig-key-file: arguments are visible to every local user.
+    #[arg(long = "tsig-key")]
+    pub tsig_keys: Vec<String>,
+    /// A file of TSIG keys in BIND's format (`tsig-keygen` output; repeatable), e.g. a
+    /// Kubernetes Secret mounted as a file.
+    #[arg(long = "tsig-key-file")]
+    pub tsig_key_files: Vec<std::path::PathBuf>,
+    /// Serial changes kept per zone for IXFR; an older client gets the whole zone.
+    #[arg(long = "ixfr-journal", default_value_t = server::journal::DEFAULT_JOURNAL)]
+    pub ixfr_journal: usize,
+    /// Zone transfers served at once; one more is answered SERVFAIL.
+    #[arg(long = "max-transfers", default_value_t = server::xfr::DEFAULT_MAX_TRANSFERS)]
+    pub max_transfers: usize,
+}
+
+impl XfrArgs {
+    /// The transfer configuration; every key named by a rule or target must exist.
+    pub fn config(&self, registry: &Registry) -> anyhow::Result<server::xfr::XfrConfig> {
+        use server::{acl::Acl, notify::Target, tsig};
+        let metrics =
+            server::xfr::XfrMetrics::register(registry).context("registering transfer metrics")?;
+        let mut cfg = server::xfr::XfrConfig::new(metrics);
+        let mut keys = Vec::new();
+        for spec in &self.tsig_keys {
+            keys.push(tsig::Key::parse_spec(spec)?);
+        }
+        for path in &self.tsig_key_files {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading TSIG keys from {}", path.display()))?;
+            keys.extend(
+                tsig::parse_key_file(&text).with_context(|| format!("in {}", path.display()))?,
+            );
+        }
+        cfg.keys = tsig::KeyRing::new(keys);
+        cfg.acl = Acl::parse(&self.allow_transfer)?;
+        cfg.notify = self
+            .notify
+            .iter()
+            .map(|s| Target::parse(s))
+            .collect::<Result<_, _>>()?;
+        for name in self
+            .allow_transfer
+            .iter()
+            .filter_map(|r| r.strip_prefix("key="))
+            .map(str::to_string)
+            .chain(
+                cfg.notify
+                    .iter()
+                    .filter_map(|t| t.key.as_ref().map(|k| k.to_ascii())),
+            )
+        {
+            let mut n = hickory_proto::rr::Name::from_ascii(&name)?;
+            n.set_fqdn(true);
+            anyhow::ensure!(
+                cfg.keys.get(&n).is_some(),
+                "TSIG key {name:?} is used but not defined (--tsig-key, --tsig-key-file)"
+            );
+        }
+        cfg.journal = self.ixfr_journal;
+        cfg.max_transfers = self.max_transfers.max(1);
+        Ok(cfg)
+    }
 }
 
 /// `refresh=3600,expire=604800,...` over the defaults.
@@ -166,6 +244,7 @@ pub async fn run(args: DnsServerArgs) -> anyhow::Result<()> {
         slip: args.rrl_slip,
     });
     cfg.max_etcd_disconnect = Duration::from_secs(args.ready_max_etcd_disconnect);
+    cfg.xfr = Some(args.xfr.config(&registry)?);
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
 

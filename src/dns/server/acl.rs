@@ -34,7 +34,9 @@ impl Rule {
         if let Ok(net) = s.parse::<IpNet>() {
             return Ok(Rule::Prefix(net.trunc()));
         }
-        s.parse::<IpAddr>().map(|ip| Rule::Prefix(IpNet::from(ip))).map_err(|_| bad())
+        s.parse::<IpAddr>()
+            .map(|ip| Rule::Prefix(IpNet::from(ip)))
+            .map_err(|_| bad())
     }
 }
 
@@ -47,7 +49,11 @@ impl Acl {
     }
 
     pub fn parse<S: AsRef<str>>(specs: &[S]) -> Result<Acl, AclError> {
-        specs.iter().map(|s| Rule::parse(s.as_ref())).collect::<Result<_, _>>().map(Acl)
+        specs
+            .iter()
+            .map(|s| Rule::parse(s.as_ref()))
+            .collect::<Result<_, _>>()
+            .map(Acl)
     }
 
     /// Whether a request from `src`, signed with the (verified) key `key`, may transfer.

@@ -147,7 +147,10 @@ impl IndexHandle {
         let mut last = self.generation.load(Ordering::Acquire);
         loop {
             let next = serial::next_generation(last, now);
-            match self.generation.compare_exchange(last, next, Ordering::AcqRel, Ordering::Acquire) {
+            match self
+                .generation
+                .compare_exchange(last, next, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => return next,
                 Err(seen) => last = seen,
             }

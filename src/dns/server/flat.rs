@@ -17,6 +17,8 @@
 //! - SRV records with port 0 (what CoreDNS synthesises for every address entry) are
 //!   left out; SRV/MX targets inside the zone are names of the zone with their own
 //!   addresses (the glue our server puts in the additional section);
+//! - PTR only in reverse zones (`*.arpa`): the index answers PTR for any entry whose
+//!   host is a name, which in a forward zone would put a PTR beside every CNAME;
 //! - names with a wildcard label (`*`, `any`) are left out: skydns wildcards match
 //!   inside a query, which a zone file cannot express the same way;
 //! - an RRset whose entries carry different TTLs gets the smallest (RFC 2181 5.2).
@@ -75,24 +77,25 @@ pub fn zone_records(s: &Snapshot, zone: usize) -> Vec<Record> {
             out.extend(ans.answers.into_iter().filter(|r| r.record_type() == t));
         }
     }
+    let reverse = apex.to_ascii().trim_end_matches('.').ends_with("arpa");
     if apex_data {
-        out.extend(rrsets_at(s, &apex, budget, true));
+        out.extend(rrsets_at(s, &apex, budget, true, reverse));
     }
     for path in names {
         let Ok(mut name) = Name::from_ascii(codec::path_to_name(&path)) else {
             continue;
         };
         name.set_fqdn(true);
-        out.extend(rrsets_at(s, &name, budget, false));
+        out.extend(rrsets_at(s, &name, budget, false, reverse));
     }
     out
 }
 
 /// The RRsets our index answers at `name` (see the module documentation).
-fn rrsets_at(s: &Snapshot, name: &Name, budget: usize, apex: bool) -> Vec<Record> {
+fn rrsets_at(s: &Snapshot, name: &Name, budget: usize, apex: bool, reverse: bool) -> Vec<Record> {
     let mut sets: BTreeMap<u16, Vec<Record>> = BTreeMap::new();
     for t in TYPES {
-        if apex && t == RecordType::CNAME {
+        if (apex && t == RecordType::CNAME) || (t == RecordType::PTR && !reverse) {
             continue;
         }
         let (outcome, ans) = s.lookup_within(name, t, budget);
@@ -168,9 +171,18 @@ mod tests {
         ]);
         let z = show(&zone_records(&s, 0));
         assert_eq!(z[0], "example.com. NS ns.dns.example.com.");
-        assert!(z.contains(&"www.example.com. A 10.0.0.1".to_string()), "{z:?}");
-        assert!(z.contains(&"www.example.com. A 10.0.0.2".to_string()), "{z:?}");
-        assert!(z.contains(&"1a.www.example.com. A 10.0.0.1".to_string()), "{z:?}");
+        assert!(
+            z.contains(&"www.example.com. A 10.0.0.1".to_string()),
+            "{z:?}"
+        );
+        assert!(
+            z.contains(&"www.example.com. A 10.0.0.2".to_string()),
+            "{z:?}"
+        );
+        assert!(
+            z.contains(&"1a.www.example.com. A 10.0.0.1".to_string()),
+            "{z:?}"
+        );
         // CoreDNS's apex fallback (every address of the zone) is not copied.
         assert!(!z.iter().any(|r| r.starts_with("example.com. A")), "{z:?}");
         // Nor the port-0 SRV records synthesised for address entries.
@@ -180,15 +192,30 @@ mod tests {
     #[test]
     fn a_cname_only_stays_where_it_is_alone() {
         let s = snapshot(&[
-            ("/skydns/com/example/alias/1", SkydnsValue::host("www.example.com")),
-            ("/skydns/com/example/mixed/1", SkydnsValue::host("www.example.com")),
+            (
+                "/skydns/com/example/alias/1",
+                SkydnsValue::host("www.example.com"),
+            ),
+            (
+                "/skydns/com/example/mixed/1",
+                SkydnsValue::host("www.example.com"),
+            ),
             ("/skydns/com/example/mixed/2", SkydnsValue::host("10.0.0.9")),
             ("/skydns/com/example/www/1", SkydnsValue::host("10.0.0.1")),
         ]);
         let z = show(&zone_records(&s, 0));
-        assert!(z.contains(&"alias.example.com. CNAME www.example.com.".to_string()), "{z:?}");
-        assert!(z.contains(&"mixed.example.com. A 10.0.0.9".to_string()), "{z:?}");
-        assert!(!z.iter().any(|r| r.starts_with("mixed.example.com. CNAME")), "{z:?}");
+        assert!(
+            z.contains(&"alias.example.com. CNAME www.example.com.".to_string()),
+            "{z:?}"
+        );
+        assert!(
+            z.contains(&"mixed.example.com. A 10.0.0.9".to_string()),
+            "{z:?}"
+        );
+        assert!(
+            !z.iter().any(|r| r.starts_with("mixed.example.com. CNAME")),
+            "{z:?}"
+        );
     }
 
     #[test]
@@ -198,14 +225,24 @@ mod tests {
         let mut txt = SkydnsValue::host("");
         txt.text = "hello".into();
         let s = snapshot(&[
-            ("/skydns/com/example/dns/apex/1", SkydnsValue::host("10.0.0.100")),
+            (
+                "/skydns/com/example/dns/apex/1",
+                SkydnsValue::host("10.0.0.100"),
+            ),
             ("/skydns/com/example/svc/1", srv),
             ("/skydns/com/example/t/1", txt),
             ("/skydns/com/example/w/*", SkydnsValue::host("10.0.0.7")),
         ]);
         let z = show(&zone_records(&s, 0));
-        assert!(z.contains(&"example.com. A 10.0.0.100".to_string()), "{z:?}");
-        assert!(z.iter().any(|r| r.starts_with("svc.example.com. SRV") && r.contains("8080")), "{z:?}");
+        assert!(
+            z.contains(&"example.com. A 10.0.0.100".to_string()),
+            "{z:?}"
+        );
+        assert!(
+            z.iter()
+                .any(|r| r.starts_with("svc.example.com. SRV") && r.contains("8080")),
+            "{z:?}"
+        );
         assert!(z.contains(&"t.example.com. TXT hello".to_string()), "{z:?}");
         assert!(!z.iter().any(|r| r.contains("10.0.0.7")), "{z:?}");
     }

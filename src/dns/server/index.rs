@@ -1413,7 +1413,9 @@ impl Snapshot {
         let b = other.zone_paths(j);
         a.len() == b.len()
             && a.iter().zip(&b).all(|(x, y)| {
-                x == y && self.entries.get(*x).map(|s| &s.value) == other.entries.get(*y).map(|s| &s.value)
+                x == y
+                    && self.entries.get(*x).map(|s| &s.value)
+                        == other.entries.get(*y).map(|s| &s.value)
                     && self.entries.get(*x).map(|s| s.ttl) == other.entries.get(*y).map(|s| s.ttl)
             })
     }

@@ -142,7 +142,9 @@ mod tests {
         let mut j = Journal::new(10, vec![a("x.example.com.", [10, 0, 0, 1])], 5);
         assert!(j.advance(12, vec![a("x.example.com.", [10, 0, 0, 2])]));
         assert!(!j.advance(12, vec![]), "same serial: nothing to do");
-        let Ixfr::Deltas(d) = j.ixfr(10) else { panic!() };
+        let Ixfr::Deltas(d) = j.ixfr(10) else {
+            panic!()
+        };
         assert_eq!(d.len(), 1);
         assert_eq!((d[0].from, d[0].to), (10, 12));
         assert_eq!(d[0].removed, vec![a("x.example.com.", [10, 0, 0, 1])]);

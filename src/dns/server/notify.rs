@@ -161,7 +161,13 @@ pub async fn send(
             signer.sign(&mut packet, now);
             mac = signer.last_mac().to_vec();
         }
-        let outcome = attempt(&target, &packet, id, key.as_ref().map(|k| (k, mac.as_slice()))).await;
+        let outcome = attempt(
+            &target,
+            &packet,
+            id,
+            key.as_ref().map(|k| (k, mac.as_slice())),
+        )
+        .await;
         counter.with_label_values(&[&label, outcome.label()]).inc();
         if outcome == Outcome::Ok {
             return outcome;
@@ -199,7 +205,10 @@ mod tests {
     fn targets_parse_with_and_without_a_key() {
         assert_eq!(
             Target::parse("127.0.0.1:5301").unwrap(),
-            Target { addr: "127.0.0.1:5301".parse().unwrap(), key: None }
+            Target {
+                addr: "127.0.0.1:5301".parse().unwrap(),
+                key: None
+            }
         );
         let t = Target::parse("[::1]:53,key=Xfr").unwrap();
         assert_eq!(t.key.unwrap().to_ascii(), "xfr.");
@@ -226,8 +235,15 @@ mod tests {
         assert_eq!(check_reply(&ack.to_vec().unwrap(), 7, None), Outcome::Ok);
         assert_eq!(check_reply(&ack.to_vec().unwrap(), 8, None), Outcome::Error);
         ack.metadata.response_code = ResponseCode::NotAuth;
-        assert_eq!(check_reply(&ack.to_vec().unwrap(), 7, None), Outcome::Refused);
-        assert_eq!(check_reply(&packet, 7, None), Outcome::Error, "a query is not an answer");
+        assert_eq!(
+            check_reply(&ack.to_vec().unwrap(), 7, None),
+            Outcome::Refused
+        );
+        assert_eq!(
+            check_reply(&packet, 7, None),
+            Outcome::Error,
+            "a query is not an answer"
+        );
         let key = Key::new("k", "hmac-sha256", "c2VjcmV0").unwrap();
         ack.metadata.response_code = ResponseCode::NoError;
         assert_eq!(

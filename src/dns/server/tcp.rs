@@ -129,7 +129,14 @@ async fn connection(mut stream: TcpStream, server: &TcpServer, stop: &Cancellati
         if let Some(x) = &server.xfr
             && super::xfr::wants(&request)
         {
-            let r = x.serve_tcp(&mut stream, std::mem::take(&mut request), peer, &server.index, server.max_udp_payload, server.idle_timeout);
+            let r = x.serve_tcp(
+                &mut stream,
+                std::mem::take(&mut request),
+                peer,
+                &server.index,
+                server.max_udp_payload,
+                server.idle_timeout,
+            );
             if r.await.is_err() {
                 return;
             }

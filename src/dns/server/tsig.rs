@@ -310,7 +310,10 @@ fn strip(packet: &[u8], sig: &Signature) -> Vec<u8> {
 /// full message plus a prior MAC can pass.
 fn variables(tsig: &TSIG, key_name: &Name, out: &mut Vec<u8>) {
     let mut buf = Vec::new();
-    if tsig.emit_tsig_for_mac(&mut BinEncoder::new(&mut buf), key_name).is_ok() {
+    if tsig
+        .emit_tsig_for_mac(&mut BinEncoder::new(&mut buf), key_name)
+        .is_ok()
+    {
         out.extend_from_slice(&buf);
     }
 }
@@ -528,7 +531,10 @@ mod tests {
         assert!(!verify_response(&key, b"other mac", &bytes));
         // hickory reads what we wrote as a TSIG at the end.
         let m = Message::from_vec(&bytes).unwrap();
-        assert_eq!(m.additionals.last().unwrap().record_type(), RecordType::TSIG);
+        assert_eq!(
+            m.additionals.last().unwrap().record_type(),
+            RecordType::TSIG
+        );
     }
 
     #[test]
@@ -542,10 +548,22 @@ mod tests {
             Verified::Failed { error, .. } => Some(error),
             _ => None,
         };
-        assert_eq!(err(verify(&ring, &signed_query(&stranger, 5), 5)), Some(TsigError::BadKey));
-        assert_eq!(err(verify(&ring, &signed_query(&sha512, 5), 5)), Some(TsigError::BadKey));
-        assert_eq!(err(verify(&ring, &signed_query(&other, 5), 5)), Some(TsigError::BadSig));
-        assert_eq!(err(verify(&ring, &signed_query(&key, 5), 5000)), Some(TsigError::BadTime));
+        assert_eq!(
+            err(verify(&ring, &signed_query(&stranger, 5), 5)),
+            Some(TsigError::BadKey)
+        );
+        assert_eq!(
+            err(verify(&ring, &signed_query(&sha512, 5), 5)),
+            Some(TsigError::BadKey)
+        );
+        assert_eq!(
+            err(verify(&ring, &signed_query(&other, 5), 5)),
+            Some(TsigError::BadSig)
+        );
+        assert_eq!(
+            err(verify(&ring, &signed_query(&key, 5), 5000)),
+            Some(TsigError::BadTime)
+        );
         assert!(matches!(verify(&ring, &query(), 5), Verified::Unsigned));
         // A flipped bit anywhere in the signed part is a bad MAC.
         let mut q = signed_query(&key, 5);
@@ -557,7 +575,10 @@ mod tests {
     fn sha512_keys_work_too() {
         let key = Key::new("k512.", "hmac-sha512", SECRET).unwrap();
         let ring = KeyRing::new([key.clone()]);
-        assert!(matches!(verify(&ring, &signed_query(&key, 9), 9), Verified::Signed { .. }));
+        assert!(matches!(
+            verify(&ring, &signed_query(&key, 9), 9),
+            Verified::Signed { .. }
+        ));
     }
 
     #[test]
@@ -582,7 +603,10 @@ mod tests {
             Key::parse_spec(&format!("k:hmac-md5:{SECRET}")),
             Err(KeyError::Algorithm { .. })
         ));
-        assert!(matches!(Key::parse_spec("k:hmac-sha256:!!"), Err(KeyError::Secret(_))));
+        assert!(matches!(
+            Key::parse_spec("k:hmac-sha256:!!"),
+            Err(KeyError::Secret(_))
+        ));
         let file = format!(
             "# made by tsig-keygen\nkey \"a-key\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{SECRET}\";\n}};\n\
              key b {{ algorithm hmac-sha512; secret \"{SECRET}\"; }}; // two\n"

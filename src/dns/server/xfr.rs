@@ -68,12 +68,18 @@ impl XfrMetrics {
     pub fn unregistered() -> XfrMetrics {
         XfrMetrics {
             notify: IntCounterVec::new(
-                Opts::new("kubefed_dns_notify_total", "NOTIFY attempts by secondary and result"),
+                Opts::new(
+                    "kubefed_dns_notify_total",
+                    "NOTIFY attempts by secondary and result",
+                ),
                 &["target", "result"],
             )
             .expect("valid metric"),
             transfers: IntCounterVec::new(
-                Opts::new("kubefed_dns_transfers_total", "Zone transfer requests by kind and result"),
+                Opts::new(
+                    "kubefed_dns_transfers_total",
+                    "Zone transfer requests by kind and result",
+                ),
                 &["kind", "result"],
             )
             .expect("valid metric"),
@@ -149,6 +155,10 @@ fn error_response(request: &[u8], code: ResponseCode) -> Vec<u8> {
             m.metadata.recursion_desired = req.metadata.recursion_desired;
             m.metadata.response_code = code;
             m.queries = req.queries;
+            if req.edns.is_some() {
+                // RFC 6891 7: a response to a request with EDNS carries an OPT.
+                m.edns = Some(hickory_proto::op::Edns::new());
+            }
             m.to_vec().unwrap_or_else(|_| bare(request, code))
         }
         Err(_) => bare(request, code),
@@ -179,12 +189,20 @@ fn soa_at(soa: &Record, serial: u32) -> Record {
 /// the request's ID, QR and AA, the question in the first one only (RFC 5936 2.2.1),
 /// and at most `max` bytes; names are compressed within each message. A record too big
 /// for an empty message is left out (no value the index accepts comes near it).
-pub fn encode_transfer(request: &[u8], question: &Query, records: &[Record], max: usize) -> Vec<Vec<u8>> {
+pub fn encode_transfer(
+    request: &[u8],
+    question: &Query,
+    records: &[Record],
+    max: usize,
+) -> Vec<Vec<u8>> {
     let max = max.min(usize::from(u16::MAX)) as u16;
     let mut messages = Vec::new();
     let mut i = 0;
     let rd = request.get(2).copied().unwrap_or(0) & 0x01;
-    let id = [request.first().copied().unwrap_or(0), request.get(1).copied().unwrap_or(0)];
+    let id = [
+        request.first().copied().unwrap_or(0),
+        request.get(1).copied().unwrap_or(0),
+    ];
     loop {
         let first = messages.is_empty();
         let mut buf = Vec::with_capacity(usize::from(max));
@@ -239,7 +257,11 @@ impl Transfers {
     }
 
     fn count(&self, kind: &str, result: &str) {
-        self.cfg.metrics.transfers.with_label_values(&[kind, result]).inc();
+        self.cfg
+            .metrics
+            .transfers
+            .with_label_values(&[kind, result])
+            .inc();
     }
 
     /// The messages answering `packet` (usually one; a TCP transfer several), each
@@ -324,7 +346,10 @@ impl Transfers {
             return sign(vec![error_response(&request, ResponseCode::ServFail)]);
         }
         let zone = q.name().to_lowercase();
-        let (Some(zi), true) = (snapshot.zone_index(&zone), q.query_class() == hickory_proto::rr::DNSClass::IN) else {
+        let (Some(zi), true) = (
+            snapshot.zone_index(&zone),
+            q.query_class() == hickory_proto::rr::DNSClass::IN,
+        ) else {
             self.count(kind, "notauth");
             return sign(vec![error_response(&request, ResponseCode::NotAuth)]);
         };
@@ -354,16 +379,31 @@ impl Transfers {
         };
         let max = match transport {
             Transport::Tcp => MESSAGE_BYTES,
-            Transport::Udp => answer::udp_limit(msg.edns.as_ref().map(|e| e.max_payload()), max_udp_payload),
+            Transport::Udp => {
+                answer::udp_limit(msg.edns.as_ref().map(|e| e.max_payload()), max_udp_payload)
+            }
         };
         let mut q = q.clone();
         // The question is echoed as asked.
         q.set_name(msg.queries[0].name().clone());
-        sign(encode_transfer(&request, &q, &records, max.saturating_sub(TSIG_ROOM).max(512)))
+        sign(encode_transfer(
+            &request,
+            &q,
+            &records,
+            max.saturating_sub(TSIG_ROOM).max(512),
+        ))
     }
 
     /// IXFR records for a client at serial `client` (TCP).
-    fn ixfr(&self, s: &Snapshot, zi: usize, zone: &Name, serial: u32, client: u32, soa: &Record) -> Vec<Record> {
+    fn ixfr(
+        &self,
+        s: &Snapshot,
+        zi: usize,
+        zone: &Name,
+        serial: u32,
+        client: u32,
+        soa: &Record,
+    ) -> Vec<Record> {
         let answer = {
             let journals = self.journals.lock().unwrap_or_else(|e| e.into_inner());
             match journals.get(zone) {
@@ -424,7 +464,14 @@ impl Transfers {
         let me = self.clone();
         // Flattening a large zone is CPU work: off the async workers.
         let messages = tokio::task::spawn_blocking(move || {
-            me.respond(&snapshot, &request, peer.ip(), Transport::Tcp, max_udp_payload, unix_now())
+            me.respond(
+                &snapshot,
+                &request,
+                peer.ip(),
+                Transport::Tcp,
+                max_udp_payload,
+                unix_now(),
+            )
         })
         .await
         .unwrap_or_default();
@@ -444,7 +491,11 @@ impl Transfers {
                 .unwrap_or_default();
             for (zone, soa) in changed {
                 for target in &self.cfg.notify {
-                    let key = target.key.as_ref().and_then(|k| self.cfg.keys.get(k)).cloned();
+                    let key = target
+                        .key
+                        .as_ref()
+                        .and_then(|k| self.cfg.keys.get(k))
+                        .cloned();
                     tokio::spawn(notify::send(
                         target.clone(),
                         key,
@@ -485,7 +536,10 @@ impl Transfers {
                     journal.advance(serial, records);
                 }
                 None => {
-                    j.insert(zone.clone(), Journal::new(serial, records, self.cfg.journal));
+                    j.insert(
+                        zone.clone(),
+                        Journal::new(serial, records, self.cfg.journal),
+                    );
                 }
             }
             if let Some(soa) = flat::soa(s, i) {
@@ -509,7 +563,14 @@ impl Transfers {
         out: &mut Vec<u8>,
     ) -> Option<Reply> {
         let first = self
-            .respond(snapshot, packet, src, Transport::Udp, max_udp_payload, unix_now())
+            .respond(
+                snapshot,
+                packet,
+                src,
+                Transport::Udp,
+                max_udp_payload,
+                unix_now(),
+            )
             .into_iter()
             .next()?;
         out.clear();
@@ -534,7 +595,11 @@ fn full(s: &Snapshot, zi: usize, soa: &Record) -> Vec<Record> {
     out
 }
 
-async fn write(stream: &mut TcpStream, messages: &[Vec<u8>], timeout: Duration) -> std::io::Result<()> {
+async fn write(
+    stream: &mut TcpStream,
+    messages: &[Vec<u8>],
+    timeout: Duration,
+) -> std::io::Result<()> {
     for m in messages {
         let len = (m.len() as u16).to_be_bytes();
         let w = async {
@@ -570,7 +635,9 @@ mod tests {
                 SkydnsValue::host(format!("10.6.{}.{}", i / 256, i % 256)),
             )
         });
-        Snapshot::from_entries(cfg, entries, serial).0.with_zone_serials(vec![serial])
+        Snapshot::from_entries(cfg, entries, serial)
+            .0
+            .with_zone_serials(vec![serial])
     }
 
     fn transfers(acl: &[&str]) -> Transfers {
@@ -601,7 +668,14 @@ mod tests {
     fn an_axfr_starts_and_ends_with_the_soa_and_spans_messages_when_large() {
         let s = snapshot(2000, 5);
         let t = transfers(&["127.0.0.0/8"]);
-        let msgs = t.respond(&s, &request(RecordType::AXFR, None), "127.0.0.1".parse().unwrap(), Transport::Tcp, 1232, 0);
+        let msgs = t.respond(
+            &s,
+            &request(RecordType::AXFR, None),
+            "127.0.0.1".parse().unwrap(),
+            Transport::Tcp,
+            1232,
+            0,
+        );
         assert!(msgs.len() > 1, "{} messages", msgs.len());
         assert!(msgs.iter().all(|m| m.len() <= MESSAGE_BYTES));
         let a = answers(&msgs);
@@ -617,13 +691,38 @@ mod tests {
         let s = snapshot(3, 5);
         let t = transfers(&["10.0.0.0/8"]);
         let rcode = |m: &[Vec<u8>]| Message::from_vec(&m[0]).unwrap().metadata.response_code;
-        let out = t.respond(&s, &request(RecordType::AXFR, None), "127.0.0.1".parse().unwrap(), Transport::Tcp, 1232, 0);
+        let out = t.respond(
+            &s,
+            &request(RecordType::AXFR, None),
+            "127.0.0.1".parse().unwrap(),
+            Transport::Tcp,
+            1232,
+            0,
+        );
         assert_eq!(rcode(&out), ResponseCode::Refused);
-        let out = t.respond(&s, &request(RecordType::AXFR, None), "10.1.1.1".parse().unwrap(), Transport::Udp, 1232, 0);
+        let out = t.respond(
+            &s,
+            &request(RecordType::AXFR, None),
+            "10.1.1.1".parse().unwrap(),
+            Transport::Udp,
+            1232,
+            0,
+        );
         assert_eq!(rcode(&out), ResponseCode::FormErr);
         let none = transfers(&[]);
-        let out = none.respond(&s, &request(RecordType::IXFR, Some(1)), "10.1.1.1".parse().unwrap(), Transport::Tcp, 1232, 0);
-        assert_eq!(rcode(&out), ResponseCode::Refused, "no --allow-transfer: nobody");
+        let out = none.respond(
+            &s,
+            &request(RecordType::IXFR, Some(1)),
+            "10.1.1.1".parse().unwrap(),
+            Transport::Tcp,
+            1232,
+            0,
+        );
+        assert_eq!(
+            rcode(&out),
+            ResponseCode::Refused,
+            "no --allow-transfer: nobody"
+        );
     }
 
     #[test]
@@ -633,18 +732,52 @@ mod tests {
         t.refresh(&snapshot(2, 5));
         let s = snapshot(3, 6);
         assert_eq!(t.refresh(&s).len(), 1);
-        let a = answers(&t.respond(&s, &request(RecordType::IXFR, Some(5)), src, Transport::Tcp, 1232, 0));
-        let serials: Vec<u32> = a.iter().filter_map(|r| match &r.data { RData::SOA(s) => Some(s.serial), _ => None }).collect();
+        let a = answers(&t.respond(
+            &s,
+            &request(RecordType::IXFR, Some(5)),
+            src,
+            Transport::Tcp,
+            1232,
+            0,
+        ));
+        let serials: Vec<u32> = a
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::SOA(s) => Some(s.serial),
+                _ => None,
+            })
+            .collect();
         assert_eq!(serials, vec![6, 5, 6, 6]);
         // The added entry h2/x: two A records (h2/x and h2).
         assert_eq!(a.len(), 4 + 2);
         // Unknown serial: AXFR form inside the IXFR answer.
-        let a = answers(&t.respond(&s, &request(RecordType::IXFR, Some(1)), src, Transport::Tcp, 1232, 0));
+        let a = answers(&t.respond(
+            &s,
+            &request(RecordType::IXFR, Some(1)),
+            src,
+            Transport::Tcp,
+            1232,
+            0,
+        ));
         assert_eq!(a.len(), 2 + 1 + 2 * 3);
         // Current: one SOA; over UDP always one SOA.
-        let a = answers(&t.respond(&s, &request(RecordType::IXFR, Some(6)), src, Transport::Tcp, 1232, 0));
+        let a = answers(&t.respond(
+            &s,
+            &request(RecordType::IXFR, Some(6)),
+            src,
+            Transport::Tcp,
+            1232,
+            0,
+        ));
         assert_eq!(a.len(), 1);
-        let a = answers(&t.respond(&s, &request(RecordType::IXFR, Some(5)), src, Transport::Udp, 1232, 0));
+        let a = answers(&t.respond(
+            &s,
+            &request(RecordType::IXFR, Some(5)),
+            src,
+            Transport::Udp,
+            1232,
+            0,
+        ));
         assert_eq!(a.len(), 1);
     }
 
@@ -656,23 +789,53 @@ mod tests {
         let mut req = request(RecordType::AXFR, None);
         let mut signer = Signer::new(&key, Vec::new());
         signer.sign(&mut req, 100);
-        let msgs = t.respond(&s, &req, "192.0.2.1".parse().unwrap(), Transport::Tcp, 1232, 100);
+        let msgs = t.respond(
+            &s,
+            &req,
+            "192.0.2.1".parse().unwrap(),
+            Transport::Tcp,
+            1232,
+            100,
+        );
         assert!(msgs.len() > 1);
         for m in &msgs {
             let m = Message::from_vec(m).unwrap();
             assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-            assert_eq!(m.additionals.last().unwrap().record_type(), RecordType::TSIG);
+            assert_eq!(
+                m.additionals.last().unwrap().record_type(),
+                RecordType::TSIG
+            );
         }
         assert!(tsig::verify_response(&key, signer.last_mac(), &msgs[0]));
         // Unsigned from the same place: refused.
-        let out = t.respond(&s, &request(RecordType::AXFR, None), "192.0.2.1".parse().unwrap(), Transport::Tcp, 1232, 100);
-        assert_eq!(Message::from_vec(&out[0]).unwrap().metadata.response_code, ResponseCode::Refused);
+        let out = t.respond(
+            &s,
+            &request(RecordType::AXFR, None),
+            "192.0.2.1".parse().unwrap(),
+            Transport::Tcp,
+            1232,
+            100,
+        );
+        assert_eq!(
+            Message::from_vec(&out[0]).unwrap().metadata.response_code,
+            ResponseCode::Refused
+        );
         // A wrong secret: NOTAUTH.
         let wrong = Key::new("xfr", "hmac-sha256", "b3RoZXI=").unwrap();
         let mut req = request(RecordType::AXFR, None);
         Signer::new(&wrong, Vec::new()).sign(&mut req, 100);
-        let out = t.respond(&s, &req, "192.0.2.1".parse().unwrap(), Transport::Tcp, 1232, 100);
-        assert_eq!(Message::from_vec(&out[0]).unwrap().metadata.response_code, ResponseCode::NotAuth);
+        let out = t.respond(
+            &s,
+            &req,
+            "192.0.2.1".parse().unwrap(),
+            Transport::Tcp,
+            1232,
+            100,
+        );
+        assert_eq!(
+            Message::from_vec(&out[0]).unwrap().metadata.response_code,
+            ResponseCode::NotAuth
+        );
     }
 
     #[test]
@@ -682,11 +845,28 @@ mod tests {
         let zone = Name::from_ascii("example.com.").unwrap();
         let n = notify::message(5, &zone, &flat::soa(&s, 0).unwrap());
         assert!(wants(&n));
-        let out = t.respond(&s, &n, "127.0.0.1".parse().unwrap(), Transport::Udp, 1232, 0);
-        assert_eq!(Message::from_vec(&out[0]).unwrap().metadata.response_code, ResponseCode::Refused);
+        let out = t.respond(
+            &s,
+            &n,
+            "127.0.0.1".parse().unwrap(),
+            Transport::Udp,
+            1232,
+            0,
+        );
+        assert_eq!(
+            Message::from_vec(&out[0]).unwrap().metadata.response_code,
+            ResponseCode::Refused
+        );
         let req = request(RecordType::AXFR, None);
         for cut in 0..req.len() {
-            let _ = t.respond(&s, &req[..cut], "127.0.0.1".parse().unwrap(), Transport::Tcp, 1232, 0);
+            let _ = t.respond(
+                &s,
+                &req[..cut],
+                "127.0.0.1".parse().unwrap(),
+                Transport::Tcp,
+                1232,
+                0,
+            );
             let _ = wants(&req[..cut]);
         }
     }
