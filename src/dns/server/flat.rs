@@ -71,11 +71,13 @@ pub fn zone_records(s: &Snapshot, zone: usize) -> Vec<Record> {
     }
     let budget = 64 * (s.len() + 1) + usize::from(u16::MAX);
     let mut out = Vec::new();
-    for t in [RecordType::NS] {
-        let (outcome, ans) = s.lookup_within(&apex, t, budget);
-        if outcome == Outcome::Answer {
-            out.extend(ans.answers.into_iter().filter(|r| r.record_type() == t));
-        }
+    let (outcome, ans) = s.lookup_within(&apex, RecordType::NS, budget);
+    if outcome == Outcome::Answer {
+        out.extend(
+            ans.answers
+                .into_iter()
+                .filter(|r| r.record_type() == RecordType::NS),
+        );
     }
     let reverse = apex.to_ascii().trim_end_matches('.').ends_with("arpa");
     if apex_data {

@@ -240,23 +240,28 @@ pub struct Signature {
     pub tsig: TSIG,
 }
 
+/// A message whose TSIG cannot be found with certainty: FORMERR.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("the message does not parse, or its TSIG is not the last record")]
+pub struct Malformed;
+
 /// Finds the TSIG record of `packet`: `Ok(None)` when there is none, `Err` when one is
 /// present anywhere but last in the additional section, or the message does not parse.
-pub fn find(packet: &[u8]) -> Result<Option<Signature>, ()> {
+pub fn find(packet: &[u8]) -> Result<Option<Signature>, Malformed> {
     let mut d = BinDecoder::new(packet);
-    let header = Header::read(&mut d).map_err(|_| ())?;
+    let header = Header::read(&mut d).map_err(|_| Malformed)?;
     let c = header.counts;
     for _ in 0..c.queries {
-        Query::read(&mut d).map_err(|_| ())?;
+        Query::read(&mut d).map_err(|_| Malformed)?;
     }
     let total = usize::from(c.answers) + usize::from(c.authorities) + usize::from(c.additionals);
     let mut last = None;
     for i in 0..total {
         let at = d.index();
-        let r = Record::read(&mut d).map_err(|_| ())?;
+        let r = Record::read(&mut d).map_err(|_| Malformed)?;
         if r.record_type() == RecordType::TSIG {
             if i + 1 != total || i < usize::from(c.answers) + usize::from(c.authorities) {
-                return Err(());
+                return Err(Malformed);
             }
             if let RData::TSIG(t) = r.data {
                 last = Some(Signature {
@@ -265,7 +270,7 @@ pub fn find(packet: &[u8]) -> Result<Option<Signature>, ()> {
                     tsig: t,
                 });
             } else {
-                return Err(());
+                return Err(Malformed);
             }
         }
     }
@@ -323,7 +328,7 @@ pub fn verify<'k>(keys: &'k KeyRing, packet: &[u8], now: u64) -> Verified<'k> {
     let sig = match find(packet) {
         Ok(None) => return Verified::Unsigned,
         Ok(Some(s)) => s,
-        Err(()) => return Verified::Malformed,
+        Err(Malformed) => return Verified::Malformed,
     };
     let stripped = strip(packet, &sig);
     let key = keys

@@ -142,9 +142,15 @@ pub fn wants(packet: &[u8]) -> bool {
     u16::from_be_bytes([packet[10], packet[11]]) > 0 && matches!(tsig::find(packet), Ok(Some(_)))
 }
 
+/// The first question's type: the header and one question decoded, nothing more.
 fn qtype(packet: &[u8]) -> Option<RecordType> {
-    let m = Message::from_vec(packet).ok()?;
-    m.queries.first().map(Query::query_type)
+    use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+    let mut d = BinDecoder::new(packet);
+    let header = hickory_proto::op::Header::read(&mut d).ok()?;
+    if header.counts.queries == 0 {
+        return None;
+    }
+    Query::read(&mut d).ok().map(|q| q.query_type())
 }
 
 /// A response carrying only the header and the request's question.
