@@ -617,3 +617,37 @@ async fn knot_follows_by_notify_and_ixfr() {
 async fn nsd_follows_by_notify_and_ixfr() {
     let _ = follows(Kind::Nsd, "xfr-nsd").await;
 }
+
+/// A listing shows no deletes: deleting the zone's newest key and restarting must
+/// still give the serial a running replica has (the delete's revision, found by
+/// replaying etcd's history after the listing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_deleting_the_newest_key_keeps_the_serial() {
+    let dir = unique_dir("xfr-restart-delete");
+    let etcd = Etcd::start(&dir).await;
+    seed(&etcd).await;
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let metrics_port = free_port().unwrap();
+    let primary = Primary::start(&etcd, &addr, metrics_port, &[]).await;
+    let mut c = etcd.client().await;
+    c.put("/skydns/com/example/newest", r#"{"host":"10.9.9.9"}"#, None)
+        .await
+        .unwrap();
+    // Something outside the zone moves etcd's revision too; it must not move the serial.
+    c.put("/skydns/org/other/x", r#"{"host":"10.8.8.8"}"#, None)
+        .await
+        .unwrap();
+    let deleted = c.delete("/skydns/com/example/newest", None).await.unwrap();
+    let delete_rev = deleted.header().unwrap().revision() as u32;
+    c.put("/skydns/org/other/y", r#"{"host":"10.8.8.9"}"#, None)
+        .await
+        .unwrap();
+    let running = eventually(WAIT, "the delete served", || {
+        let a = addr.clone();
+        async move { serial(&dig(&a, &["+short", ZONE, "SOA"])).filter(|s| *s == delete_rev) }
+    })
+    .await;
+    drop(primary);
+    let _restarted = Primary::start(&etcd, &addr, metrics_port, &[]).await;
+    assert_eq!(serial(&dig(&addr, &["+short", ZONE, "SOA"])), Some(running));
+}

@@ -9,6 +9,10 @@
 //!   change made meanwhile arrives (no gap, no lost update);
 //! - if that revision was compacted, the prefix is listed again and the new snapshot
 //!   replaces the old one in one swap, then the watch resumes from the listing's revision;
+//! - each zone's SOA serial is the revision of the last put or delete of one of its
+//!   keys (`serial`); a listing shows no deletes, so after one the watch starts from
+//!   the oldest zone's newest key instead, and the replayed events (at or below the
+//!   listing's revision) only move serials: deletes' revisions, nothing applied twice;
 //! - a value that cannot be served is skipped, logged once per key and revision, and
 //!   counted in `kubefed_dns_malformed_values_total`;
 //! - until the first complete listing (or hand-over) the served snapshot is the
@@ -333,6 +337,10 @@ enum Event<T> {
 }
 
 const PROGRESS_EVERY: u32 = 5;
+/// Revisions of history replayed after a listing to find deletes (see
+/// [`ZoneRevisions::replay_start`]): enough for any etcd compacted as Kubernetes does
+/// (every 5 minutes), small enough to read in a moment.
+const MAX_REPLAY: i64 = 100_000;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Follows the prefix until `cancel` fires. Never returns early: every failure is
@@ -355,6 +363,10 @@ pub(crate) async fn run_etcd(
     let prefix = handle.cfg.prefix().to_string();
     let mut store: Option<EtcdStore> = None;
     let mut revision: i64 = 0;
+    // Events at or below this revision were already in the listing: they only move
+    // zone serials (a delete's revision is in no listing), never the entries.
+    let mut replay_until: i64 = 0;
+    let mut replay: Option<i64> = None;
     let mut relist: Option<&'static str> = Some("initial");
     let mut backoff = Duration::from_millis(100);
     let mut last_sync = Instant::now();
@@ -401,6 +413,8 @@ pub(crate) async fn run_etcd(
                         );
                     }
                     revision = listing.revision;
+                    replay_until = revision;
+                    replay = mirror.zones.replay_start(revision, MAX_REPLAY);
                     handle.publish(mirror.snapshot(revision));
                     if reason != "initial" {
                         metrics.resyncs.with_label_values(&[reason]).inc();
@@ -426,8 +440,14 @@ pub(crate) async fn run_etcd(
                 }
             }
         }
-        let mut watch = match st.watch(revision + 1).await {
+        let mut watch = match st.watch(replay.take().unwrap_or(revision + 1)).await {
             Ok(w) => w,
+            Err(StoreError::Compacted { compact_revision }) if compact_revision <= replay_until => {
+                // The history before the listing is gone: serials stay the listing's
+                // (see docs/dns-server.md, "The serial"); watch from the listing on.
+                debug!(compact_revision, "no history to replay for zone serials");
+                continue;
+            }
             Err(StoreError::Compacted { compact_revision }) => {
                 info!(
                     revision,
@@ -465,8 +485,8 @@ pub(crate) async fn run_etcd(
                         .changes
                         .iter()
                         .filter_map(|c| match c {
-                            Change::Put(e) => Some(e),
-                            Change::Delete { .. } => None,
+                            Change::Put(e) if e.mod_revision > replay_until => Some(e),
+                            _ => None,
                         })
                         .collect();
                     let leases = match store.as_mut() {
@@ -474,6 +494,19 @@ pub(crate) async fn run_etcd(
                         None => HashMap::new(),
                     };
                     for c in &batch.changes {
+                        // Replayed history (at or below the listing): a delete's revision
+                        // moves its zone's serial; nothing else is applied again.
+                        if let Change::Delete { key, mod_revision } = c
+                            && *mod_revision <= replay_until
+                        {
+                            mirror.bump(key, *mod_revision);
+                            continue;
+                        }
+                        if let Change::Put(e) = c
+                            && e.mod_revision <= replay_until
+                        {
+                            continue;
+                        }
                         match c {
                             Change::Put(e) => mirror.put(
                                 &e.key,

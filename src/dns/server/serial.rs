@@ -45,6 +45,17 @@ impl ZoneRevisions {
         }
     }
 
+    /// Where to replay etcd's history from after a listing at `listed`, so that deletes
+    /// since each zone's newest remaining key are seen (a listing shows no deletes):
+    /// one past the oldest zone's newest key, but at most `max` revisions back. `None`:
+    /// nothing to replay (every zone changed at the listing's revision, or all are empty:
+    /// an empty zone's last delete is not looked for, that would replay all history).
+    pub fn replay_start(&self, listed: i64, max: i64) -> Option<i64> {
+        let oldest = self.0.iter().copied().filter(|r| *r > 0).min()?;
+        let start = (oldest + 1).max(listed - max + 1).max(1);
+        (start <= listed).then_some(start)
+    }
+
     pub fn serials(&self) -> Vec<u32> {
         self.0.iter().map(|r| from_revision(*r)).collect()
     }
@@ -82,6 +93,17 @@ mod tests {
         z.bump(None, 99);
         z.bump(Some(5), 99);
         assert_eq!(z.serials(), vec![10, 3]);
+    }
+
+    #[test]
+    fn history_is_replayed_from_the_oldest_zone_change_within_a_bound() {
+        let mut z = ZoneRevisions::new(3);
+        z.bump(Some(0), 40);
+        z.bump(Some(1), 90);
+        assert_eq!(z.replay_start(100, 1000), Some(41));
+        assert_eq!(z.replay_start(100, 20), Some(81));
+        assert_eq!(z.replay_start(40, 1000), None, "nothing after the listing");
+        assert_eq!(ZoneRevisions::new(2).replay_start(100, 1000), None);
     }
 
     #[test]
