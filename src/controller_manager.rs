@@ -78,6 +78,9 @@ pub struct Options {
     pub dns_listen: Option<SocketAddr>,
     /// Zones the embedded server answers besides the Domains' zones.
     pub dns_zones: Vec<String>,
+    /// Zone transfers of the embedded server (`None`: AXFR/IXFR NOTIMP). Its metrics are
+    /// registered here.
+    pub dns_xfr: Option<server::xfr::XfrConfig>,
     /// Requests per second to the host by the controllers (0: no limit), and the burst.
     pub kube_api_qps: u32,
     pub kube_api_burst: u32,
@@ -183,14 +186,19 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
     let dns = match opts.dns_listen {
         None => None,
         Some(listen) => {
-            let dns = server::start(ServerConfig::new(
+            let mut cfg = ServerConfig::new(
                 listen,
                 vec![],
                 Source::InProcess,
                 DnsMetrics::register(&registry)?,
-            ))
-            .await
-            .with_context(|| format!("serving DNS on {listen}"))?;
+            );
+            if let Some(x) = &opts.dns_xfr {
+                x.metrics.register_into(&registry)?;
+                cfg.xfr = Some(x.clone());
+            }
+            let dns = server::start(cfg)
+                .await
+                .with_context(|| format!("serving DNS on {listen}"))?;
             info!(addr = %dns.udp_addr, "serving the DNSEndpoint names (embedded DNS)");
             dns_tasks.spawn(embedded::run(
                 index.clone(),

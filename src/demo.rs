@@ -141,6 +141,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         dns_zones: vec![],
         kube_api_qps: 100,
         kube_api_burst: 200,
+        dns_xfr: None,
     };
     let cm = tokio::spawn(controller_manager::run(cm_opts, work.clone()));
     let dns_listen: SocketAddr = format!("127.0.0.1:{}", localup::free_port()?).parse()?;

@@ -651,3 +651,76 @@ async fn a_restart_after_deleting_the_newest_key_keeps_the_serial() {
     let _restarted = Primary::start(&etcd, &addr, metrics_port, &[]).await;
     assert_eq!(serial(&dig(&addr, &["+short", ZONE, "SOA"])), Some(running));
 }
+
+/// The embedded server's path (in-process entries, as `controller-manager
+/// --dns-listen` hands them over): a zone whose entries did not change keeps its
+/// serial across a hand-over, a changed zone gets a newer one, and an IXFR from the old
+/// serial carries just the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_process_server_keeps_unchanged_zones_serials_and_serves_ixfr() {
+    use kubefed::dns::server::{self, DnsMetrics, ServerConfig, Source, ZoneConfig, xfr};
+    let mut cfg = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![],
+        Source::InProcess,
+        DnsMetrics::register(&prometheus::Registry::new()).unwrap(),
+    );
+    let mut x = xfr::XfrConfig::new(xfr::XfrMetrics::unregistered());
+    x.acl = server::acl::Acl::parse(&["127.0.0.1/32"]).unwrap();
+    cfg.xfr = Some(x);
+    let dns = server::start(cfg).await.unwrap();
+    let addr = dns.udp_addr.to_string();
+    let zones = [
+        ZoneConfig::new("example.com"),
+        ZoneConfig::new("example.org"),
+    ];
+    let entries = |ip: &str| {
+        vec![
+            (
+                key_of("www.example.com", ip),
+                kubefed::dns::skydns::SkydnsValue::host(ip),
+            ),
+            (
+                key_of("www.example.org", "10.1.1.1"),
+                kubefed::dns::skydns::SkydnsValue::host("10.1.1.1"),
+            ),
+        ]
+    };
+    dns.index
+        .replace_zones_and_entries(&zones, entries("10.0.0.1"))
+        .unwrap();
+    let soa = |zone: &str| serial(&dig(&addr, &["+short", zone, "SOA"])).unwrap();
+    let (com, org) = (soa("example.com"), soa("example.org"));
+    dns.index
+        .replace_zones_and_entries(&zones, entries("10.0.0.2"))
+        .unwrap();
+    let com2 = eventually(WAIT, "example.com's serial moves", || {
+        let a = addr.clone();
+        async move { serial(&dig(&a, &["+short", "example.com", "SOA"])).filter(|s| *s != com) }
+    })
+    .await;
+    assert!(com2.wrapping_sub(com) < 1 << 31, "newer: {com} -> {com2}");
+    assert_eq!(
+        soa("example.org"),
+        org,
+        "an unchanged zone keeps its serial"
+    );
+    // The journal may trail the swap by a moment.
+    let ixfr = eventually(WAIT, "an IXFR with the change", || {
+        let a = addr.clone();
+        async move {
+            let out = dig(
+                &a,
+                &["+nocmd", "+nostats", "example.com", &format!("IXFR={com}")],
+            );
+            (out.lines().filter(|l| l.contains("\tSOA\t")).count() == 4).then_some(out)
+        }
+    })
+    .await;
+    assert!(
+        ixfr.contains("10.0.0.1") && ixfr.contains("10.0.0.2"),
+        "{ixfr}"
+    );
+    let all = dig(&addr, &["+nocmd", "+nostats", "example.org", "AXFR"]);
+    assert!(all.contains("10.1.1.1") && all.contains("NS"), "{all}");
+}

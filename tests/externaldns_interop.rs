@@ -151,6 +151,7 @@ fn controller_manager() -> &'static str {
                     dns_zones: vec![],
                     kube_api_qps: 100,
                     kube_api_burst: 200,
+                    dns_xfr: None,
                 };
                 let _ = tx.send(Ok(embedded));
                 if let Err(e) =

@@ -50,6 +50,9 @@ pub struct ControllerManagerArgs {
     /// An extra zone for --dns-listen (repeatable).
     #[arg(long = "dns-zone")]
     pub dns_zones: Vec<String>,
+    /// Zone transfers, NOTIFY and TSIG of the --dns-listen server (as `dns-server`'s).
+    #[command(flatten)]
+    pub dns_xfr: super::dns_server::XfrArgs,
     /// Requests per second the controllers may send to the host API server (client-go's
     /// QPS; 0: no limit). Lease renewals are never limited.
     #[arg(long, default_value_t = 100)]
@@ -85,6 +88,7 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
             etcd_prefix: args.etcd_prefix,
             dns_listen: args.dns_listen,
             dns_zones: args.dns_zones,
+            dns_xfr: Some(args.dns_xfr.config_unregistered()?),
             kube_api_qps: args.kube_api_qps,
             kube_api_burst: args.kube_api_burst,
         },

@@ -114,9 +114,17 @@ pub struct XfrArgs {
 impl XfrArgs {
     /// The transfer configuration; every key named by a rule or target must exist.
     pub fn config(&self, registry: &Registry) -> anyhow::Result<server::xfr::XfrConfig> {
+        let cfg = self.config_unregistered()?;
+        cfg.metrics
+            .register_into(registry)
+            .context("registering transfer metrics")?;
+        Ok(cfg)
+    }
+
+    /// Like [`XfrArgs::config`], the metrics left for the caller to register.
+    pub fn config_unregistered(&self) -> anyhow::Result<server::xfr::XfrConfig> {
         use server::{acl::Acl, notify::Target, tsig};
-        let metrics =
-            server::xfr::XfrMetrics::register(registry).context("registering transfer metrics")?;
+        let metrics = server::xfr::XfrMetrics::unregistered();
         let mut cfg = server::xfr::XfrConfig::new(metrics);
         let mut keys = Vec::new();
         for spec in &self.tsig_keys {

@@ -59,9 +59,16 @@ pub struct XfrMetrics {
 impl XfrMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<XfrMetrics> {
         let m = XfrMetrics::unregistered();
-        registry.register(Box::new(m.notify.clone()))?;
-        registry.register(Box::new(m.transfers.clone()))?;
+        m.register_into(registry)?;
         Ok(m)
+    }
+
+    /// Exports metrics made before the registry existed (the controller manager's
+    /// options are parsed before it builds its registry).
+    pub fn register_into(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.notify.clone()))?;
+        registry.register(Box::new(self.transfers.clone()))?;
+        Ok(())
     }
 
     /// For tests and servers without a registry.
@@ -98,6 +105,18 @@ pub struct XfrConfig {
     pub journal: usize,
     pub max_transfers: usize,
     pub metrics: XfrMetrics,
+}
+
+impl std::fmt::Debug for XfrConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XfrConfig")
+            .field("keys", &self.keys)
+            .field("acl", &self.acl)
+            .field("notify", &self.notify)
+            .field("journal", &self.journal)
+            .field("max_transfers", &self.max_transfers)
+            .finish()
+    }
 }
 
 impl XfrConfig {
