@@ -129,6 +129,14 @@ impl Key {
         }
     }
 
+    /// At least the bytes the TSIG record of a message signed with this key takes:
+    /// owner and algorithm names, fixed fields, the MAC.
+    pub fn record_len(&self) -> usize {
+        // name + type/class/TTL/RDLENGTH + algorithm (<= 13 + 2) + time, fudge, MAC size,
+        // MAC, original ID, error, other length (+ 6 bytes of BADTIME other data).
+        self.name.to_ascii().len() + 2 + 10 + 15 + 10 + self.algorithm.mac_len() + 6 + 6
+    }
+
     fn mac(&self, data: &[u8]) -> Vec<u8> {
         hmac::sign(&self.key, data).as_ref().to_vec()
     }

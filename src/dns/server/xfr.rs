@@ -317,6 +317,7 @@ impl Transfers {
                 mac,
             } => {
                 let mut out = error_response(&stripped, ResponseCode::NotAuth);
+                out[..2].copy_from_slice(&packet[..2]);
                 self.count("tsig", &format!("{error:?}").to_ascii_lowercase());
                 match key {
                     Some(k) => Signer::new(k, mac).with_error(error).sign(&mut out, now),
@@ -325,7 +326,15 @@ impl Transfers {
                 return vec![out];
             }
         };
+        // `request` carries the TSIG's original ID (what the MAC covered); answers go
+        // back with the ID the request arrived with.
+        let id = [packet[0], packet[1]];
         let sign = |mut msgs: Vec<Vec<u8>>| {
+            for m in &mut msgs {
+                if m.len() >= 2 {
+                    m[..2].copy_from_slice(&id);
+                }
+            }
             if let Some(k) = key {
                 let mut signer = Signer::new(k, mac.clone());
                 for m in &mut msgs {
@@ -353,6 +362,18 @@ impl Transfers {
                     .is_none()
                 {
                     return Vec::new();
+                }
+                let limit =
+                    answer::udp_limit(msg.edns.as_ref().map(|e| e.max_payload()), max_udp_payload);
+                let room = key.map(|k| k.record_len()).unwrap_or(0);
+                if transport == Transport::Udp && room > 0 && out.len() + room > limit {
+                    // No room left for the TSIG: the question only, with TC, so the
+                    // client asks again over TCP.
+                    let mut tc = error_response(&request, ResponseCode::NoError);
+                    if tc.len() > 2 {
+                        tc[2] |= 0x06; // TC, and AA as the full answer would have
+                    }
+                    return sign(vec![tc]);
                 }
                 return sign(vec![out]);
             }
@@ -861,6 +882,65 @@ mod tests {
             Message::from_vec(&out[0]).unwrap().metadata.response_code,
             ResponseCode::NotAuth
         );
+    }
+
+    #[test]
+    fn a_signed_udp_answer_without_room_for_its_tsig_is_truncated_and_still_signed() {
+        let s = snapshot(0, 5);
+        let t = transfers(&[]);
+        let key = Key::new("xfr", "hmac-sha256", SECRET).unwrap();
+        // 40 TXT records of 10 bytes at one name: about 500 bytes without EDNS.
+        let cfg =
+            Arc::new(IndexConfig::new("/skydns", &[ZoneConfig::new("example.com")], 300).unwrap());
+        let entries = (0..40).map(|i| {
+            let mut v = SkydnsValue::host("");
+            v.text = format!("text-{i:04}");
+            (format!("/skydns/com/example/t/{i}"), v)
+        });
+        let big = Snapshot::from_entries(cfg, entries, 5).0;
+        let mut m = Message::query();
+        m.metadata.id = 3;
+        m.add_query(Query::query(
+            Name::from_ascii("t.example.com.").unwrap(),
+            RecordType::TXT,
+        ));
+        let mut req = m.to_vec().unwrap();
+        let mut signer = Signer::new(&key, Vec::new());
+        signer.sign(&mut req, 100);
+        for snap in [&s, &big] {
+            let out = t.respond(
+                snap,
+                &req,
+                "192.0.2.1".parse().unwrap(),
+                Transport::Udp,
+                1232,
+                100,
+            );
+            assert!(out[0].len() <= 512, "{}", out[0].len());
+            assert!(tsig::verify_response(&key, signer.last_mac(), &out[0]));
+        }
+        let out = t.respond(
+            &big,
+            &req,
+            "192.0.2.1".parse().unwrap(),
+            Transport::Udp,
+            1232,
+            100,
+        );
+        let m = Message::from_vec(&out[0]).unwrap();
+        assert!(m.metadata.truncation && m.answers.is_empty());
+        // The ID is the request's, even when the TSIG's original ID differs.
+        let mut other = req.clone();
+        other[0] = 0x77;
+        let out = t.respond(
+            &s,
+            &other,
+            "192.0.2.1".parse().unwrap(),
+            Transport::Udp,
+            1232,
+            100,
+        );
+        assert_eq!(out[0][0], 0x77);
     }
 
     #[test]
