@@ -724,3 +724,102 @@ async fn the_in_process_server_keeps_unchanged_zones_serials_and_serves_ixfr() {
     let all = dig(&addr, &["+nocmd", "+nostats", "example.org", "AXFR"]);
     assert!(all.contains("10.1.1.1") && all.contains("NS"), "{all}");
 }
+
+/// The A addresses `addr` answers for `name` over UDP (one query, 200 ms timeout).
+fn ask_a(addr: &str, name: &str) -> Vec<String> {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut m = Message::query();
+    m.metadata.id = 4242;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    sock.send_to(&m.to_vec().unwrap(), addr).unwrap();
+    let mut buf = [0u8; 1500];
+    let Ok((n, _)) = sock.recv_from(&mut buf) else {
+        return Vec::new();
+    };
+    Message::from_vec(&buf[..n])
+        .map(|m| {
+            m.answers
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::A(a) => Some(a.0.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `docs/benchmarks.md`, "Propagation via NOTIFY": from an etcd write (the skydns
+/// writer's delete + put) until a BIND secondary answers the new address, polling it
+/// every 5 ms. `BENCH_CHANGES` changes (default 30), 500 ms apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test --release --test dns_xfr notify_propagation -- --ignored --nocapture"]
+async fn notify_propagation_to_bind() {
+    let changes: usize = std::env::var("BENCH_CHANGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let dir = unique_dir("xfr-bench");
+    let etcd = Etcd::start(&dir).await;
+    seed(&etcd).await;
+    let sec_dir = dir.join("secondary");
+    std::fs::create_dir_all(&sec_dir).unwrap();
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let secondary = Secondary::start(Kind::Bind, &sec_dir, &addr);
+    let primary = Primary::start(
+        &etcd,
+        &addr,
+        free_port().unwrap(),
+        std::slice::from_ref(&secondary.addr),
+    )
+    .await;
+    let ours = serial(&dig(&primary.addr, &["+short", ZONE, "SOA"])).unwrap();
+    secondary.wait_serial(ours).await;
+    let mut from = "10.0.0.1".to_string();
+    let mut samples = Vec::new();
+    let mut timeouts = 0;
+    for i in 0..changes {
+        let to = format!("10.0.1.{}", i % 250);
+        let start = Instant::now();
+        move_www(&etcd, &from, &to).await;
+        let sec = secondary.addr.clone();
+        let want = to.clone();
+        let seen = tokio::task::spawn_blocking(move || {
+            loop {
+                let a = ask_a(&sec, "www.example.com.");
+                if a.contains(&want) {
+                    return Some(start.elapsed());
+                }
+                if start.elapsed() > Duration::from_secs(10) {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+        .await
+        .unwrap();
+        match seen {
+            Some(d) => samples.push(d.as_secs_f64() * 1000.0),
+            None => timeouts += 1,
+        }
+        from = to;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!("samples in order (ms): {samples:.0?}");
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let q =
+        |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1];
+    println!(
+        "| via NOTIFY to a BIND secondary (etcd write -> secondary answer) | {} | {:.0} | {:.0} | {:.0} | {:.0} | {timeouts} |",
+        samples.len(),
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        samples.last().copied().unwrap_or(0.0)
+    );
+    assert_eq!(timeouts, 0);
+}
