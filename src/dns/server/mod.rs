@@ -3,11 +3,14 @@
 //! receive loops with their store of encoded responses and optional rate limiting
 //! (`udp`, `wire`), the TCP accept loop with its connection limit (`tcp`), and the feeds
 //! that keep the index current (`feed`: an etcd skydns watch, or entries handed over
-//! in-process).
+//! in-process). Zone transfers, NOTIFY and TSIG are `xfr`'s, over the pure `flat`
+//! (skydns tree -> RRsets), `journal` (IXFR differences), `serial` (per-zone SOA
+//! serials), `acl`, `tsig` and `notify` (sending NOTIFY with retries).
 //!
 //! ```text
 //!  etcd prefix ──list+watch──► feed ──build──► Snapshot ──ArcSwap──► answer ◄── tcp ◄── TCP
-//!  controller-manager ──replace_entries──┘                    └──► udp (store, RRL) ◄── UDP
+//!  controller-manager ──replace_entries──┘          │         └──► udp (store, RRL) ◄── UDP
+//!                                                   └──► xfr (journal, NOTIFY) ◄── AXFR/IXFR/TSIG
 //! ```
 //!
 //! [`start`] binds UDP (several `SO_REUSEPORT` sockets, one blocking receive loop thread

@@ -1,7 +1,7 @@
 //! Zone transfers and everything signed: AXFR (RFC 5936) and IXFR (RFC 1995) over TCP,
 //! IXFR over UDP (one SOA), TSIG-signed queries (answered by `answer` and signed here),
 //! incoming NOTIFY (REFUSED: this server is a primary, its data comes from etcd), and
-//! the task that keeps the IXF journals and sends NOTIFY when a zone's serial moves.
+//! the task that keeps the IXFR journals and sends NOTIFY when a zone's serial moves.
 //!
 //! Who may transfer is `acl`'s; which records a zone holds is `flat`'s; the journal is
 //! `journal`'s; MACs are `tsig`'s. This module decides and encodes.
