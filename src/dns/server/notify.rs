@@ -136,13 +136,16 @@ async fn attempt(target: &Target, packet: &[u8], id: u16, key: Option<(&Key, &[u
     }
 }
 
-/// Sends one NOTIFY for `zone` to `target` with retries; counts every attempt.
+/// Sends one NOTIFY for `zone` to `target` with retries; counts every attempt. Stops
+/// retrying once `superseded()` says a NOTIFY for a newer serial has been started (so a
+/// secondary that is down holds one retrying task per zone, not one per change).
 pub async fn send(
     target: Target,
     key: Option<Key>,
     zone: Name,
     soa: Record,
     counter: IntCounterVec,
+    superseded: impl Fn() -> bool,
 ) -> Outcome {
     let label = target.addr.to_string();
     let mut delays = ExponentialBuilder::default()
@@ -173,6 +176,7 @@ pub async fn send(
             return outcome;
         }
         match delays.next() {
+            Some(_) if superseded() => return outcome,
             Some(d) => {
                 tracing::debug!(target = %label, zone = %zone, result = outcome.label(), ?d, "NOTIFY not acknowledged; retrying");
                 tokio::time::sleep(d).await;
@@ -200,6 +204,53 @@ mod tests {
     use hickory_proto::rr::rdata::SOA;
 
     use super::*;
+
+    fn zone_and_soa() -> (Name, Record) {
+        let zone = Name::from_ascii("example.com.").unwrap();
+        let soa = Record::from_rdata(
+            zone.clone(),
+            30,
+            RData::SOA(SOA::new(zone.clone(), zone.clone(), 42, 1, 1, 1, 1)),
+        );
+        (zone, soa)
+    }
+
+    fn counter() -> IntCounterVec {
+        IntCounterVec::new(prometheus::Opts::new("n", "n"), &["target", "result"]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_acknowledged_notify_is_counted_ok_and_a_superseded_one_stops_retrying() {
+        let (zone, soa) = zone_and_soa();
+        // A secondary that answers every NOTIFY.
+        let sec = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sec.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = sec.recv_from(&mut buf) {
+                let mut m = Message::from_vec(&buf[..n]).unwrap();
+                m.metadata.message_type = MessageType::Response;
+                let _ = sec.send_to(&m.to_vec().unwrap(), from);
+            }
+        });
+        let c = counter();
+        let t = Target { addr, key: None };
+        let out = send(t, None, zone.clone(), soa.clone(), c.clone(), || false).await;
+        assert_eq!(out, Outcome::Ok);
+        assert_eq!(c.with_label_values(&[&addr.to_string(), "ok"]).get(), 1);
+
+        // One that never answers: with a newer NOTIFY started, no retry follows.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let c = counter();
+        let t = Target { addr, key: None };
+        let out = send(t, None, zone, soa, c.clone(), || true).await;
+        assert_eq!(out, Outcome::Timeout);
+        assert_eq!(
+            c.with_label_values(&[&addr.to_string(), "timeout"]).get(),
+            1
+        );
+    }
 
     #[test]
     fn targets_parse_with_and_without_a_key() {

@@ -144,6 +144,8 @@ pub struct Transfers {
     cfg: XfrConfig,
     journals: Mutex<HashMap<Name, Journal>>,
     slots: Arc<Semaphore>,
+    /// The latest NOTIFY started per (secondary, zone): older ones stop retrying.
+    notifying: Arc<Mutex<HashMap<(SocketAddr, Name), u64>>>,
 }
 
 /// Whether `packet` is for this module rather than `answer`: a NOTIFY, an AXFR/IXFR, or
@@ -278,6 +280,7 @@ impl Transfers {
             cfg,
             journals: Mutex::new(HashMap::new()),
             slots,
+            notifying: Arc::default(),
         }
     }
 
@@ -529,6 +532,7 @@ impl Transfers {
     /// Keeps the journals current and notifies the secondaries, until `cancel`.
     pub async fn run(self: Arc<Self>, index: IndexHandle, cancel: CancellationToken) {
         let mut changes = index.subscribe();
+        let mut generation: u64 = 0;
         loop {
             let snapshot = index.snapshot();
             let me = self.clone();
@@ -542,12 +546,28 @@ impl Transfers {
                         .as_ref()
                         .and_then(|k| self.cfg.keys.get(k))
                         .cloned();
+                    generation += 1;
+                    let slot = (target.addr, zone.clone());
+                    self.notifying
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(slot.clone(), generation);
+                    let notifying = self.notifying.clone();
+                    let mine = generation;
+                    let superseded = move || {
+                        notifying
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(&slot)
+                            .is_some_and(|g| *g != mine)
+                    };
                     tokio::spawn(notify::send(
                         target.clone(),
                         key,
                         zone.clone(),
                         soa.clone(),
                         self.cfg.metrics.notify.clone(),
+                        superseded,
                     ));
                 }
             }
