@@ -757,7 +757,7 @@ fn ask_a(addr: &str, name: &str) -> Vec<String> {
 /// writer's delete + put) until a BIND secondary answers the new address, polling it
 /// every 5 ms. `BENCH_CHANGES` changes (default 30), 500 ms apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: cargo test --release --test dns_xfr notify_propagation -- --ignored --nocapture"]
+#[ignore = "benchmark: cargo test --test dns_xfr notify_propagation -- --ignored --nocapture"]
 async fn notify_propagation_to_bind() {
     let changes: usize = std::env::var("BENCH_CHANGES")
         .ok()
