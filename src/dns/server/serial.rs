@@ -19,13 +19,16 @@ pub fn newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < (1 << 31)
 }
 
-/// The embedded server's next generation: one more than the last, and never behind the
-/// wall clock's seconds, so that after a restart (the generation is not persisted) the
-/// serial still moves forward for secondaries that kept the old one.
+/// The embedded server's next generation: the wall clock's seconds the first time (the
+/// generation is not persisted, so after a restart it still starts ahead of what
+/// secondaries kept from the last run, unless that run made more changes than it lasted
+/// seconds), then one more per change, so one change is one step.
 pub fn next_generation(last: u32, unix_seconds: u64) -> u32 {
-    let clock = unix_seconds as u32;
-    let next = last.wrapping_add(1);
-    if newer(clock, next) { clock } else { next }
+    if last == 0 {
+        (unix_seconds as u32).max(1)
+    } else {
+        last.wrapping_add(1)
+    }
 }
 
 /// Per-zone last-change revisions: the etcd feed bumps the zone of every key it applies.
@@ -107,10 +110,11 @@ mod tests {
     }
 
     #[test]
-    fn the_generation_moves_past_the_clock_after_a_restart() {
+    fn the_generation_starts_at_the_clock_and_then_counts_changes() {
         assert_eq!(next_generation(0, 1_700_000_000), 1_700_000_000);
-        assert_eq!(next_generation(1_700_000_000, 1_700_000_000), 1_700_000_001);
-        // Many changes in one second run ahead of the clock, never back.
-        assert_eq!(next_generation(1_700_000_050, 1_700_000_001), 1_700_000_051);
+        assert_eq!(next_generation(1_700_000_000, 1_700_000_999), 1_700_000_001);
+        assert_eq!(next_generation(0, 0), 1);
+        // Wrapping (RFC 1982 arithmetic) is fine: 0 follows u32::MAX.
+        assert_eq!(next_generation(u32::MAX, 5), 0);
     }
 }
