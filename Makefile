@@ -128,7 +128,7 @@ bench-scale: deps bins peers-kubefed-go
 # --- DNS hardening (issue 11) ---
 .PHONY: fuzz-tools fuzz-short fuzz-campaign bench-dns-shapes
 
-FUZZ_TARGETS := dns_answer skydns_value skydns_key
+FUZZ_TARGETS := dns_answer dns_xfr skydns_value skydns_key
 FUZZ_SECONDS ?= 20
 FUZZ_RUNS ?= 10000000
 FUZZ_CAMPAIGN_SECONDS ?= 7200
