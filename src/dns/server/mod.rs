@@ -256,7 +256,7 @@ pub async fn start(cfg: ServerConfig) -> Result<Handle, ServerError> {
         index.watch_readiness(cfg.max_etcd_disconnect);
         tokio::spawn(feed::run_etcd(endpoints, index.clone(), shutdown.clone()));
     }
-    if let Some(t) = transfers {
+    if let Some(t) = transfers.filter(|t| t.has_secondaries()) {
         tokio::spawn(t.run(index.clone(), shutdown.clone()));
     }
     let task = tokio::spawn(tcp::serve(tcp, tcp_server, shutdown.clone()));

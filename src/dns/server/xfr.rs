@@ -529,7 +529,15 @@ impl Transfers {
         r
     }
 
-    /// Keeps the journals current and notifies the secondaries, until `cancel`.
+    /// Whether anyone can transfer or be notified: without, the journal task is not run
+    /// (flattening a zone on every change would be work for nobody).
+    pub fn has_secondaries(&self) -> bool {
+        !self.cfg.acl.is_empty() || !self.cfg.notify.is_empty()
+    }
+
+    /// Keeps the journals current and notifies the secondaries, until `cancel`. Runs one
+    /// refresh at a time from the latest snapshot: changes arriving during a refresh are
+    /// taken together by the next one (one journal step spanning several serials).
     pub async fn run(self: Arc<Self>, index: IndexHandle, cancel: CancellationToken) {
         let mut changes = index.subscribe();
         let mut generation: u64 = 0;
