@@ -6,7 +6,9 @@
 //! writer's layout) by NOTIFY and IXFR with a refresh of an hour (so only the NOTIFY can
 //! explain it), and ends up with a copy equal to ours. With BIND we also check what
 //! is refused (a wrong key, a source outside the ACL), the journal fallback, and that
-//! restarting our server keeps the serial.
+//! restarting our server keeps the serial. One test goes through the real writer (a
+//! DNSEndpoint in a host kube-apiserver, the controller manager's skydns writer): it
+//! needs kube-apiserver (`KUBEFED_BIN_DIR`), as every federation test does.
 
 mod common;
 mod common_etcd;
@@ -822,4 +824,120 @@ async fn notify_propagation_to_bind() {
         samples.last().copied().unwrap_or(0.0)
     );
     assert_eq!(timeouts, 0);
+}
+
+/// Through the real writer: a DNSEndpoint in a real host API server, the controller
+/// manager's skydns writer putting it into etcd, our server, BIND by NOTIFY + IXFR.
+/// Needs kube-apiserver (`KUBEFED_BIN_DIR`, as every federation test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_follows_a_dnsendpoint_change_through_the_skydns_writer() {
+    use kube::api::{Api, Patch, PatchParams};
+    use kubefed::api::multiclusterdns::DNSEndpoint;
+    use kubefed::kube::apply as kubeutil;
+    const APP_NS: &str = "xfr-bridge";
+    let host = common::install_host().await;
+    kubeutil::ensure_namespace(&host, APP_NS).await.unwrap();
+    let eps: Api<DNSEndpoint> = Api::namespaced(host.clone(), APP_NS);
+    let put = |ip: &'static str| {
+        let eps = eps.clone();
+        async move {
+            let ep = serde_json::json!({"apiVersion": "multiclusterdns.kubefed.io/v1alpha1",
+                "kind": "DNSEndpoint", "metadata": {"name": "service-xfr", "namespace": APP_NS},
+                "spec": {"endpoints": [{"dnsName": "web.example.com", "recordType": "A",
+                    "recordTTL": 60, "targets": [ip]}]}});
+            eps.patch(
+                "service-xfr",
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(ep),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    put("10.7.0.1").await;
+    let shared = common::federation();
+    let etcd_url = shared.state.etcd.url.clone();
+    let kc = shared.state.kubeconfig.display().to_string();
+    let metrics = common::free_addr();
+    let _cm = Daemon::start(
+        &[
+            "controller-manager",
+            "--kubeconfig",
+            &kc,
+            "--context",
+            common::host(),
+            "--metrics-listen",
+            &metrics,
+            "--etcd-endpoints",
+            &etcd_url,
+        ],
+        "xfr-controller-manager",
+    );
+    let dir = unique_dir("xfr-pipeline");
+    let sec_dir = dir.join("secondary");
+    std::fs::create_dir_all(&sec_dir).unwrap();
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let secondary = Secondary::start(Kind::Bind, &sec_dir, &addr);
+    // Our server follows the federation's etcd, which the writer writes.
+    let metrics_port = free_port().unwrap();
+    let args: Vec<String> = vec![
+        "dns-server".to_string(),
+        "--zone".into(),
+        ZONE.into(),
+        "--etcd-endpoints".into(),
+        etcd_url.clone(),
+        "--listen".into(),
+        addr.clone(),
+        "--metrics-listen".into(),
+        format!("127.0.0.1:{metrics_port}"),
+        "--soa".into(),
+        "refresh=3600,retry=3600".into(),
+        "--nameserver".into(),
+        "ns1.example.net".into(),
+        "--tsig-key".into(),
+        format!("{KEY}:hmac-sha256:{SECRET}"),
+        "--allow-transfer".into(),
+        format!("key={KEY}"),
+        "--notify".into(),
+        format!("{},key={KEY}", secondary.addr),
+    ];
+    let _primary = Daemon::start(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "xfr-pipeline-primary",
+    );
+    let sec = secondary.addr.clone();
+    eventually(
+        Duration::from_secs(60),
+        "the secondary has the first address",
+        || {
+            let sec = sec.clone();
+            async move {
+                dig(&sec, &["+short", "web.example.com", "A"])
+                    .contains("10.7.0.1")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let start = Instant::now();
+    put("10.7.0.2").await;
+    eventually(WAIT, "the secondary has the new address", || {
+        let sec = sec.clone();
+        async move {
+            let a = dig(&sec, &["+short", "web.example.com", "A"]);
+            (a.contains("10.7.0.2") && !a.contains("10.7.0.1")).then_some(())
+        }
+    })
+    .await;
+    eprintln!("DNSEndpoint change reached BIND in {:?}", start.elapsed());
+    let m = http_get(metrics_port, "/metrics").await.unwrap_or_default();
+    assert!(
+        metric_value(
+            &m,
+            "kubefed_dns_transfers_total{kind=\"ixfr\",result=\"ok\"}"
+        ) >= 1.0,
+        "by IXFR: {m}\n{}",
+        secondary.log_text()
+    );
+    assert_eq!(axfr(&secondary.addr, false), axfr(&addr, true));
 }
