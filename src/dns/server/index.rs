@@ -533,7 +533,7 @@ pub struct Snapshot {
     entries: Entries,
     serial: u32,
     /// SOA serial of each zone, in `cfg.zones` order; empty = every zone has `serial`
-    /// (see `xfr_support` at the end of this file).
+    /// (see the transfer block at the end of this file).
     zone_serials: Arc<[u32]>,
     changes: Option<Changes>,
     /// False only for the placeholder served before the first complete load: it knows
