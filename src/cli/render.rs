@@ -114,7 +114,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_input(path: &PathBuf) -> anyhow::Result<(String, String)> {
+pub(crate) fn read_input(path: &PathBuf) -> anyhow::Result<(String, String)> {
     if path.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -129,7 +129,7 @@ fn read_input(path: &PathBuf) -> anyhow::Result<(String, String)> {
 }
 
 /// `kind: List` documents (what `kubectl get -o yaml` prints) stand for their items.
-fn expand_lists(docs: Vec<Value>) -> Vec<Value> {
+pub(crate) fn expand_lists(docs: Vec<Value>) -> Vec<Value> {
     docs.into_iter()
         .flat_map(|doc| {
             let is_list = doc.get("kind").and_then(Value::as_str) == Some("List")
