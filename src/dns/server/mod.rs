@@ -221,15 +221,14 @@ pub async fn start(cfg: ServerConfig) -> Result<Handle, ServerError> {
         cfg.max_udp_payload,
         cfg.rrl,
     ));
-    let udp = udp::UdpLoops::start(udp, responder).map_err(ServerError::Threads)?;
+    let udp = udp::UdpLoops::start(udp, responder.clone()).map_err(ServerError::Threads)?;
     let tcp = tokio::net::TcpListener::from_std(tcp)
         .map_err(|source| ServerError::Bind { addr, source })?;
     let tcp_server = Arc::new(tcp::TcpServer {
-        index: index.shared(),
+        responder,
         metrics: cfg.metrics.clone(),
         max_connections: cfg.tcp_max_connections,
         idle_timeout: cfg.tcp_timeout,
-        max_udp_payload: cfg.max_udp_payload,
     });
 
     let shutdown = CancellationToken::new();
