@@ -222,7 +222,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Enable(args) => enable::run_enable(args).await,
         Command::Disable(args) => enable::run_disable(args).await,
         Command::Federate(args) => federate::run(args).await,
-        Command::Render(args) => render::run(args),
+        Command::Render(args) => render::run(args).await,
         Command::OrphaningDeletion(cmd) => orphaning::run(cmd).await,
         Command::Version(args) => {
             let b = crate::admin::build_info::BUILD;
