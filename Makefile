@@ -9,7 +9,7 @@ CACHE := $(CURDIR)/.cache
 BIN := $(CACHE)/bin
 export KUBEFED_BIN_DIR := $(BIN)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := etcd-server protobuf-compiler bind9-dnsutils dnsperf umoci skopeo
+APT_PACKAGES := etcd-server protobuf-compiler bind9-dnsutils dnsperf umoci skopeo tinyproxy
 CARGO ?= cargo
 DEMO_DIR ?= $(CACHE)/demo
 
