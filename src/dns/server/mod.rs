@@ -40,6 +40,7 @@ pub use udp::RrlConfig;
 
 use crate::admin::http::Readiness;
 use crate::dns::skydns::codec::DEFAULT_PREFIX;
+use crate::dns::skydns::security::EtcdSecurity;
 
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -89,6 +90,8 @@ pub struct ServerConfig {
     pub rrl: Option<RrlConfig>,
     /// `/readyz` fails once the etcd watch has been out of touch this long.
     pub max_etcd_disconnect: Duration,
+    /// TLS and credentials for [`Source::Etcd`].
+    pub etcd_security: EtcdSecurity,
     pub metrics: DnsMetrics,
     /// Set once the index holds data; share it with `/readyz`.
     pub readiness: Readiness,
@@ -116,6 +119,7 @@ impl ServerConfig {
             udp_recv_buffer: None,
             rrl: None,
             max_etcd_disconnect: Duration::from_secs(30),
+            etcd_security: EtcdSecurity::default(),
             metrics,
             readiness: Readiness::default(),
         }
@@ -234,7 +238,12 @@ pub async fn start(cfg: ServerConfig) -> Result<Handle, ServerError> {
     let shutdown = CancellationToken::new();
     if let Source::Etcd { endpoints } = cfg.source {
         index.watch_readiness(cfg.max_etcd_disconnect);
-        tokio::spawn(feed::run_etcd(endpoints, index.clone(), shutdown.clone()));
+        tokio::spawn(feed::run_etcd(
+            endpoints,
+            cfg.etcd_security.clone(),
+            index.clone(),
+            shutdown.clone(),
+        ));
     }
     let task = tokio::spawn(tcp::serve(tcp, tcp_server, shutdown.clone()));
     tracing::info!(%addr, "serving DNS on UDP and TCP");
