@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use kubefed::api::core::{ApiResource, ResourceScope};
 use kubefed::api::types;
+use kubefed::federation::typeconfig::{self, DiscoveredResource};
 use kubefed::kube::apply as kubeutil;
 use serde_json::Value;
 
@@ -1321,6 +1322,8 @@ async fn helm_chart_lints_renders_installs_and_matches_the_manifests() {
             "--set",
             "kubefedConfig.syncController.maxConcurrentReconciles=16",
         ],
+        // The default federated types: their CRDs and FederatedTypeConfigs validate.
+        &["--set", "federatedTypes.enabled=true"],
         // The other options the API server can check (the ServiceMonitor's CRD is absent).
         &[
             "--set",
@@ -1522,4 +1525,141 @@ fn check_aggregated_roles(ctx: &str) {
         .map(|(who, verb, res, extra, want)| format!("{who} {verb} {res} {extra:?}: want {want}"))
         .collect();
     assert!(wrong.is_empty(), "aggregated roles:\n{}", wrong.join("\n"));
+}
+
+/// KubeFed's chart's default types (ingresses from networking.k8s.io, as `kubefed enable
+/// ingresses` resolves today): group, version, kind, plural, namespaced, short names.
+type TypeRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+);
+const DEFAULT_TYPES: &[TypeRow] = &[
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        false,
+        &[],
+    ),
+    ("", "v1", "ConfigMap", "configmaps", true, &["cm"]),
+    ("apps", "v1", "Deployment", "deployments", true, &["deploy"]),
+    (
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        true,
+        &["ing"],
+    ),
+    ("batch", "v1", "Job", "jobs", true, &[]),
+    ("", "v1", "Namespace", "namespaces", false, &["ns"]),
+    ("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"]),
+    ("", "v1", "Secret", "secrets", true, &[]),
+    ("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"]),
+    ("", "v1", "Service", "services", true, &["svc"]),
+];
+
+/// What `kubefed enable <type>` creates for each default type: (FederatedTypeConfig name,
+/// {"crd": the Federated<Kind> CRD, "typeConfig": the FederatedTypeConfig}).
+fn default_type_objects() -> Vec<(String, Value)> {
+    DEFAULT_TYPES
+        .iter()
+        .map(|(group, version, kind, plural, namespaced, short)| {
+            let d = DiscoveredResource {
+                group: group.to_string(),
+                version: version.to_string(),
+                kind: kind.to_string(),
+                plural: plural.to_string(),
+                singular: kind.to_lowercase(),
+                short_names: short.iter().map(|s| s.to_string()).collect(),
+                namespaced: *namespaced,
+            };
+            let ftc = typeconfig::type_config(&d, types::DEFAULT_FEDERATED_GROUP, NS);
+            let crd = typeconfig::type_crd(&ftc, &d);
+            let mut ftc = serde_json::to_value(&ftc).unwrap();
+            ftc["metadata"].as_object_mut().unwrap().remove("namespace");
+            (
+                d.qualified_name(),
+                serde_json::json!({"crd": crd, "typeConfig": ftc}),
+            )
+        })
+        .collect()
+}
+
+/// The chart's files/federated-types/<type>.json are what `kubefed enable` generates
+/// (KUBEFED_WRITE_CHART_FILES=1 rewrites them), and `federatedTypes.enabled=true` renders
+/// them: the CRDs (kept on uninstall) and the FederatedTypeConfigs in the release namespace.
+#[test]
+fn chart_federated_types_are_what_kubefed_enable_makes() {
+    let dir = repo().join("deploy/helm/kubefed/files/federated-types");
+    let objects = default_type_objects();
+    if std::env::var_os("KUBEFED_WRITE_CHART_FILES").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, v) in &objects {
+            let body = serde_json::to_string_pretty(v).unwrap() + "\n";
+            std::fs::write(dir.join(format!("{name}.json")), body).unwrap();
+        }
+    }
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut want: Vec<String> = objects.iter().map(|(n, _)| format!("{n}.json")).collect();
+    want.sort();
+    let fix = "run KUBEFED_WRITE_CHART_FILES=1 cargo test --test deploy chart_federated_types";
+    assert_eq!(files, want, "{fix}");
+    for (name, v) in &objects {
+        let file: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            &file, v,
+            "files/federated-types/{name}.json is stale: {fix}"
+        );
+    }
+
+    let off = template(&[]);
+    assert!(off.iter().all(|d| d["kind"] != "FederatedTypeConfig"));
+    let docs = template(&["--set", "federatedTypes.enabled=true"]);
+    for (name, v) in &objects {
+        let ftc = get(&docs, "FederatedTypeConfig", name);
+        assert_eq!(ftc["metadata"]["namespace"], NS);
+        assert_eq!(ftc["spec"], v["typeConfig"]["spec"], "{name}");
+        assert_eq!(ftc["apiVersion"], "core.kubefed.io/v1beta1");
+        let crd_name = v["crd"]["metadata"]["name"].as_str().unwrap();
+        let crd = get(&docs, "CustomResourceDefinition", crd_name);
+        assert_eq!(crd["spec"], v["crd"]["spec"], "{crd_name}");
+        assert_eq!(
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+    }
+    let some = template(&[
+        "--set",
+        "federatedTypes.enabled=true",
+        "--set-json",
+        r#"federatedTypes.types=["deployments.apps","services"]"#,
+    ]);
+    let ftcs: Vec<&str> = some
+        .iter()
+        .filter(|d| d["kind"] == "FederatedTypeConfig")
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ftcs, ["deployments.apps", "services"]);
+    template_refused(
+        &[
+            "--set",
+            "federatedTypes.enabled=true",
+            "--set-json",
+            r#"federatedTypes.types=["deployment"]"#,
+        ],
+        "federatedTypes",
+    );
 }
