@@ -922,6 +922,10 @@ fn helm_chart_values_have_their_effect() {
             "logLevel=debug,logFormat=text,fullnameOverride=fed,dnsServer.priorityClassName=x",
             "--set",
             "metrics.serviceMonitor.enabled=true,kubefedConfig.clusterHealthCheck.period=2s",
+            "--set",
+            "federatedTypes.enabled=true,dnsServer.podDisruptionBudget.enabled=true",
+            "--set-json",
+            r#"controllerManager.env=[{"name":"X","value":"1"}]"#,
         ]),
     );
 
