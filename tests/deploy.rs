@@ -1074,6 +1074,59 @@ fn helm_chart_values_have_their_effect() {
         "status.podIP"
     );
 
+    // etcd TLS and authentication: a mounted Secret and the ETCD_* variables, in both
+    // pods; none of it by default.
+    let tls = [
+        "--set",
+        "etcd.endpoints={https://etcd.dns:2379},etcd.tls.secretName=etcd-client",
+        "--set",
+        "etcd.tls.serverName=etcd.local,etcd.auth.username=kubefed",
+        "--set",
+        "etcd.auth.passwordSecret.name=etcd-password",
+    ];
+    let docs = template(&tls);
+    for d in [CM, DNS] {
+        let pod = pod_spec(&docs, d);
+        assert_eq!(
+            pod["volumes"],
+            serde_json::json!([{"name": "etcd-tls", "secret": {"secretName": "etcd-client"}}]),
+            "{d}"
+        );
+        assert_eq!(
+            pod["containers"][0]["volumeMounts"],
+            serde_json::json!([{"name": "etcd-tls", "mountPath": "/etc/kubefed/etcd-tls", "readOnly": true}])
+        );
+        for (var, value) in [
+            ("ETCD_CA_FILE", "/etc/kubefed/etcd-tls/ca.crt"),
+            ("ETCD_CERT_FILE", "/etc/kubefed/etcd-tls/tls.crt"),
+            ("ETCD_KEY_FILE", "/etc/kubefed/etcd-tls/tls.key"),
+            ("ETCD_TLS_SERVER_NAME", "etcd.local"),
+            ("ETCD_USERNAME", "kubefed"),
+        ] {
+            assert_eq!(env_var(&docs, d, var).unwrap()["value"], value, "{d} {var}");
+        }
+        assert_eq!(
+            env_var(&docs, d, "ETCD_PASSWORD").unwrap()["valueFrom"]["secretKeyRef"],
+            serde_json::json!({"name": "etcd-password", "key": "password"})
+        );
+    }
+    let docs = template(&[
+        "--set",
+        "etcd.tls.secretName=etcd-ca,etcd.tls.certKey=,etcd.tls.keyKey=",
+    ]);
+    assert!(env_var(&docs, DNS, "ETCD_CA_FILE").is_some());
+    assert!(env_var(&docs, DNS, "ETCD_CERT_FILE").is_none());
+    let docs = template(&[]);
+    for d in [CM, DNS] {
+        assert!(pod_spec(&docs, d).get("volumes").is_none());
+        assert!(env_var(&docs, d, "ETCD_CA_FILE").is_none());
+        assert!(env_var(&docs, d, "ETCD_PASSWORD").is_none());
+    }
+    template_refused(
+        &["--set", "etcd.auth.username=kubefed"],
+        "etcd.auth.passwordSecret.name",
+    );
+
     // Names.
     let docs = template(&["--set", "fullnameOverride=fed"]);
     assert!(named(&docs, "Deployment", "fed-controller-manager").is_some());
@@ -1338,6 +1391,10 @@ async fn helm_chart_lints_renders_installs_and_matches_the_manifests() {
             "dnsServer.podDisruptionBudget.maxUnavailable=50%",
             "--set-json",
             r#"controllerManager.env=[{"name":"X","value":"1"}]"#,
+            "--set",
+            "etcd.endpoints={https://etcd.dns:2379},etcd.tls.secretName=etcd-client",
+            "--set",
+            "etcd.auth.username=kubefed,etcd.auth.passwordSecret.name=etcd-password",
         ],
     ] {
         let mut args = vec![

@@ -60,3 +60,50 @@ seccompProfile:
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+
+{{/* etcd TLS and authentication (ETCD_* variables of dns-server and the skydns writer). */}}
+{{- define "kubefed.etcdEnv" -}}
+{{- $e := .Values.etcd -}}
+{{- if $e.tls.secretName }}
+{{- with $e.tls.caKey }}
+- name: ETCD_CA_FILE
+  value: /etc/kubefed/etcd-tls/{{ . }}
+{{- end }}
+{{- if and $e.tls.certKey $e.tls.keyKey }}
+- name: ETCD_CERT_FILE
+  value: /etc/kubefed/etcd-tls/{{ $e.tls.certKey }}
+- name: ETCD_KEY_FILE
+  value: /etc/kubefed/etcd-tls/{{ $e.tls.keyKey }}
+{{- end }}
+{{- end }}
+{{- with $e.tls.serverName }}
+- name: ETCD_TLS_SERVER_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- with $e.auth.username }}
+- name: ETCD_USERNAME
+  value: {{ . | quote }}
+- name: ETCD_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "etcd.auth.passwordSecret.name: the Secret holding the etcd password" $e.auth.passwordSecret.name }}
+      key: {{ $e.auth.passwordSecret.key }}
+{{- end }}
+{{- end -}}
+
+{{- define "kubefed.etcdVolumeMounts" -}}
+{{- if .Values.etcd.tls.secretName }}
+- name: etcd-tls
+  mountPath: /etc/kubefed/etcd-tls
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "kubefed.etcdVolumes" -}}
+{{- if .Values.etcd.tls.secretName }}
+- name: etcd-tls
+  secret:
+    secretName: {{ .Values.etcd.tls.secretName }}
+{{- end }}
+{{- end -}}
