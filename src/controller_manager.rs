@@ -46,6 +46,7 @@ use crate::dns::controllers::{
 };
 use crate::dns::embedded;
 use crate::dns::server::{self, DnsMetrics, ServerConfig, Source};
+use crate::dns::skydns::security::EtcdSecurity;
 use crate::dns::writer::{self, WriterConfig, WriterMetrics};
 use crate::federation::sync::SyncMetrics;
 use crate::federation::{rsp, supervisor};
@@ -74,6 +75,8 @@ pub struct Options {
     /// Write DNSEndpoints into this etcd in the skydns layout (empty: don't).
     pub etcd_endpoints: Vec<String>,
     pub etcd_prefix: String,
+    /// TLS and credentials for `etcd_endpoints`.
+    pub etcd_security: EtcdSecurity,
     /// Serve the DNSEndpoint names in-process on this address (UDP and TCP).
     pub dns_listen: Option<SocketAddr>,
     /// Zones the embedded server answers besides the Domains' zones.
@@ -356,7 +359,10 @@ fn start_controllers(s: &Shared, term: CancellationToken) -> tokio::task::JoinSe
     if let Some(m) = &s.writer_metrics {
         tasks.spawn(writer::run(
             s.index.clone(),
-            WriterConfig::new(s.opts.etcd_endpoints.clone(), &s.opts.etcd_prefix),
+            WriterConfig {
+                security: s.opts.etcd_security.clone(),
+                ..WriterConfig::new(s.opts.etcd_endpoints.clone(), &s.opts.etcd_prefix)
+            },
             m.clone(),
             term,
         ));

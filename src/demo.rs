@@ -137,6 +137,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> anyhow::Resu
         externaldns_copy: ExternalDnsCopy::Auto,
         etcd_endpoints: vec![fed.etcd_url().to_string()],
         etcd_prefix: "/skydns".into(),
+        etcd_security: Default::default(),
         dns_listen: None,
         dns_zones: vec![],
         kube_api_qps: 100,

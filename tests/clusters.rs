@@ -1,6 +1,7 @@
 //! The controller-manager's cluster health end to end on the real local control plane:
 //! members joined with the binary report Ready, region and zones; a node label change is
-//! picked up by watch; a member going offline and coming back. Stopping a member
+//! picked up by watch; a member going offline and coming back; a member reached through
+//! its `proxyURL` (tinyproxy). Stopping a member
 //! disturbs other tests, so this binary holds one sequential scenario.
 
 mod common;
@@ -229,4 +230,79 @@ async fn members_report_health_and_topology_and_go_offline_and_back() {
         |c| ready(c) == Some(ConditionStatus::True),
     )
     .await;
+
+    // proxyURL: cluster2 is reached through an HTTP proxy (tinyproxy, CONNECT), and only
+    // through it: with the proxy stopped it goes Offline, and Ready again without it.
+    let dir = tempfile::tempdir().unwrap();
+    let proxy_addr = common::free_addr();
+    let port = proxy_addr.rsplit_once(':').unwrap().1;
+    let log = dir.path().join("tinyproxy.log");
+    let conf = dir.path().join("tinyproxy.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Port {port}\nListen 127.0.0.1\nAllow 127.0.0.1\nTimeout 60\nLogFile \"{}\"\nLogLevel Connect\nMaxClients 50\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let proxy = KillOnDrop(
+        std::process::Command::new("tinyproxy")
+            .args(["-d", "-c", conf.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tinyproxy (Debian package tinyproxy; make test installs it)"),
+    );
+    let set_proxy = |url: Option<String>| {
+        let api = api.clone();
+        async move {
+            api.patch(
+                "cluster2",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"proxyURL": url}})),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    set_proxy(Some(format!("http://{proxy_addr}"))).await;
+    let member2 = &common::federation()
+        .state
+        .cluster("cluster2")
+        .unwrap()
+        .api_url;
+    let through_proxy = format!("CONNECT {}", member2.trim_start_matches("https://"));
+    common::eventually(t, "probes through the proxy", || async {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains(&through_proxy).then_some(())
+    })
+    .await;
+    wait_cluster(&api, "cluster2", t, "Ready through the proxy", |c| {
+        ready(c) == Some(ConditionStatus::True)
+    })
+    .await;
+    drop(proxy);
+    wait_cluster(
+        &api,
+        "cluster2",
+        Duration::from_secs(30),
+        "Offline without its proxy",
+        |c| offline(c) == Some(ConditionStatus::True),
+    )
+    .await;
+    set_proxy(None).await;
+    wait_cluster(&api, "cluster2", t, "Ready again, direct", |c| {
+        ready(c) == Some(ConditionStatus::True)
+    })
+    .await;
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

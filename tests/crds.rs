@@ -384,6 +384,17 @@ async fn invalid_objects_are_refused_with_a_message_naming_the_field() {
     .await;
     assert!(msg.contains("spec.apiEndpoint: Required value"), "{msg}");
 
+    // A proxy kube cannot use (socks5h, ftp) is refused at admission, not left to a log.
+    let msg = refused(
+        &client,
+        json!({"apiVersion": "core.kubefed.io/v1beta1", "kind": "KubeFedCluster",
+               "metadata": {"name": "bad-proxy", "namespace": "invalid"},
+               "spec": {"apiEndpoint": "https://10.0.0.1:6443", "secretRef": {"name": "s"},
+                        "proxyURL": "ftp://proxy:21"}}),
+    )
+    .await;
+    assert!(msg.contains("spec.proxyURL"), "{msg}");
+
     let msg = refused(
         &client,
         json!({"apiVersion": "scheduling.kubefed.io/v1alpha1", "kind": "ReplicaSchedulingPreference",

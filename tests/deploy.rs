@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use kubefed::api::core::{ApiResource, ResourceScope};
 use kubefed::api::types;
+use kubefed::federation::typeconfig::{self, DiscoveredResource};
 use kubefed::kube::apply as kubeutil;
 use serde_json::Value;
 
@@ -851,10 +852,364 @@ fn documents(yaml: &str) -> Vec<Value> {
         .collect()
 }
 
-fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+fn named<'a>(docs: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
     docs.iter()
-        .find(|d| d["kind"] == kind)
-        .unwrap_or_else(|| panic!("no {kind}"))
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+}
+
+fn get<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    named(docs, kind, name).unwrap_or_else(|| panic!("no {kind} {name} in {docs:#?}"))
+}
+
+/// `helm template` of the chart as release "kubefed" in NS, with `set`.
+fn template(set: &[&str]) -> Vec<Value> {
+    let chart = chart();
+    let mut args = vec!["template", "kubefed", chart.as_str(), "-n", NS];
+    args.extend(set);
+    let (out, _) = ok(&format!("helm template {set:?}"), helm(&args));
+    documents(&out)
+}
+
+/// `helm template` with `set` must fail, saying `why`.
+fn template_refused(set: &[&str], why: &str) {
+    let chart = chart();
+    let mut args = vec!["template", "kubefed", chart.as_str(), "-n", NS];
+    args.extend(set);
+    let out = helm(&args);
+    assert!(
+        !out.status.success() && text(&out.stderr).contains(why),
+        "helm template {set:?} must be refused with {why:?}: {out:?}"
+    );
+}
+
+fn pod_spec<'a>(docs: &'a [Value], deployment: &str) -> &'a Value {
+    &get(docs, "Deployment", deployment)["spec"]["template"]["spec"]
+}
+
+fn env_var(docs: &[Value], deployment: &str, name: &str) -> Option<Value> {
+    pod_spec(docs, deployment)["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .cloned()
+}
+
+const CM: &str = "kubefed-controller-manager";
+const DNS: &str = "kubefed-dns-server";
+
+/// Objects of the chart (default values) that deploy/manifests does not have.
+const CHART_ONLY: &[&str] = &[
+    "ClusterRole//kubefed-admin",
+    "ClusterRole//kubefed-edit",
+    "ClusterRole//kubefed-view",
+    "KubeFedConfig/kube-federation-system/kubefed",
+    "PodDisruptionBudget/kube-federation-system/kubefed-dns-server",
+];
+
+/// Every value of the chart does what docs/deploy.md says, offline (`helm template`), and
+/// values.schema.json refuses what is not a value.
+#[test]
+fn helm_chart_values_have_their_effect() {
+    let chart = chart();
+    ok(
+        "helm lint",
+        helm(&[
+            "lint",
+            "--strict",
+            &chart,
+            "--set",
+            "logLevel=debug,logFormat=text,fullnameOverride=fed,dnsServer.priorityClassName=x",
+            "--set",
+            "metrics.serviceMonitor.enabled=true,kubefedConfig.clusterHealthCheck.period=2s",
+            "--set",
+            "federatedTypes.enabled=true,dnsServer.podDisruptionBudget.enabled=true",
+            "--set-json",
+            r#"controllerManager.env=[{"name":"X","value":"1"}]"#,
+        ]),
+    );
+
+    // Defaults: a KubeFedConfig with only the scope (the CRD's defaults apply), the
+    // aggregated roles, a PDB for the 2 dns-server replicas, no ServiceMonitor.
+    let docs = template(&[]);
+    let cfg = get(&docs, "KubeFedConfig", "kubefed");
+    assert_eq!(cfg["metadata"]["namespace"], NS);
+    assert_eq!(
+        cfg["spec"],
+        serde_json::json!({"scope": "Cluster"}),
+        "{cfg}"
+    );
+    for role in ["admin", "edit", "view"] {
+        let r = get(&docs, "ClusterRole", &format!("kubefed-{role}"));
+        assert_eq!(
+            r["metadata"]["labels"][format!("rbac.authorization.k8s.io/aggregate-to-{role}")],
+            "true",
+            "{r}"
+        );
+        let groups: Vec<&str> = r["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["apiGroups"].as_array().unwrap())
+            .map(|g| g.as_str().unwrap())
+            .collect();
+        for g in [
+            "core.kubefed.io",
+            "types.kubefed.io",
+            "scheduling.kubefed.io",
+            "multiclusterdns.kubefed.io",
+        ] {
+            assert!(groups.contains(&g), "kubefed-{role} lacks {g}: {r}");
+        }
+        let writes = r["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["verbs"].as_array().unwrap().contains(&"create".into()));
+        assert_eq!(writes, role != "view", "{r}");
+    }
+    let pdb = get(&docs, "PodDisruptionBudget", DNS);
+    assert_eq!(pdb["spec"]["minAvailable"], 1, "{pdb}");
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"],
+        "dns-server"
+    );
+    assert!(docs.iter().all(|d| d["kind"] != "ServiceMonitor"));
+    for d in [CM, DNS] {
+        assert_eq!(
+            env_var(&docs, d, "KUBEFED_LOG"),
+            Some(serde_json::json!({"name": "KUBEFED_LOG", "value": "info"}))
+        );
+        assert!(pod_spec(&docs, d).get("priorityClassName").is_none());
+    }
+
+    // KubeFedConfig values.
+    let docs = template(&[
+        "--set",
+        "kubefedConfig.clusterAvailableDelay=30s,kubefedConfig.clusterUnavailableDelay=2m",
+        "--set",
+        "kubefedConfig.leaderElect.leaseDuration=20s,kubefedConfig.leaderElect.renewDeadline=15s",
+        "--set",
+        "kubefedConfig.leaderElect.retryPeriod=3s,kubefedConfig.leaderElect.resourceLock=leases",
+        "--set",
+        "kubefedConfig.clusterHealthCheck.period=5s,kubefedConfig.clusterHealthCheck.timeout=2s",
+        "--set",
+        "kubefedConfig.clusterHealthCheck.failureThreshold=4",
+        "--set",
+        "kubefedConfig.clusterHealthCheck.successThreshold=2",
+        "--set",
+        "kubefedConfig.syncController.adoptResources=Disabled",
+        "--set",
+        "kubefedConfig.syncController.maxConcurrentReconciles=16",
+    ]);
+    assert_eq!(
+        get(&docs, "KubeFedConfig", "kubefed")["spec"],
+        serde_json::json!({
+            "scope": "Cluster",
+            "controllerDuration": {"availableDelay": "30s", "unavailableDelay": "2m"},
+            "leaderElect": {"leaseDuration": "20s", "renewDeadline": "15s",
+                "retryPeriod": "3s", "resourceLock": "leases"},
+            "clusterHealthCheck": {"period": "5s", "timeout": "2s",
+                "failureThreshold": 4, "successThreshold": 2},
+            "syncController": {"adoptResources": "Disabled", "maxConcurrentReconciles": 16},
+        })
+    );
+    let docs = template(&[
+        "--set",
+        "kubefedConfig.create=false,aggregatedClusterRoles.create=false",
+    ]);
+    assert!(named(&docs, "KubeFedConfig", "kubefed").is_none());
+    assert!(named(&docs, "ClusterRole", "kubefed-view").is_none());
+    assert!(named(&docs, "ClusterRole", CM).is_some());
+
+    // Logging, env, annotations, priority classes.
+    let docs = template(&[
+        "--set",
+        r"logLevel=info\,kubefed::dns=debug,logFormat=text",
+        "--set-json",
+        r#"controllerManager.env=[{"name":"RUST_BACKTRACE","value":"1"}]"#,
+        "--set-json",
+        r#"dnsServer.env=[{"name":"POD_IP","valueFrom":{"fieldRef":{"fieldPath":"status.podIP"}}}]"#,
+        "--set",
+        "controllerManager.annotations.a=cm-deploy,controllerManager.podAnnotations.b=cm-pod",
+        "--set",
+        "dnsServer.annotations.a=dns-deploy,dnsServer.podAnnotations.b=dns-pod",
+        "--set",
+        "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/kubefed",
+        "--set",
+        "controllerManager.priorityClassName=system-cluster-critical",
+        "--set",
+        "dnsServer.priorityClassName=dns-critical",
+    ]);
+    for (d, prefix, priority) in [
+        (CM, "cm", "system-cluster-critical"),
+        (DNS, "dns", "dns-critical"),
+    ] {
+        assert_eq!(
+            env_var(&docs, d, "KUBEFED_LOG").unwrap()["value"],
+            "info,kubefed::dns=debug"
+        );
+        assert_eq!(
+            env_var(&docs, d, "KUBEFED_LOG_FORMAT").unwrap()["value"],
+            "text"
+        );
+        let dep = get(&docs, "Deployment", d);
+        assert_eq!(
+            dep["metadata"]["annotations"]["a"],
+            format!("{prefix}-deploy")
+        );
+        assert_eq!(
+            dep["spec"]["template"]["metadata"]["annotations"]["b"],
+            format!("{prefix}-pod")
+        );
+        assert_eq!(pod_spec(&docs, d)["priorityClassName"], priority);
+        assert_eq!(
+            get(&docs, "ServiceAccount", d)["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+            "arn:aws:iam::1:role/kubefed"
+        );
+    }
+    assert_eq!(env_var(&docs, CM, "RUST_BACKTRACE").unwrap()["value"], "1");
+    assert_eq!(
+        env_var(&docs, DNS, "POD_IP").unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
+        "status.podIP"
+    );
+
+    // etcd TLS and authentication: a mounted Secret and the ETCD_* variables, in both
+    // pods; none of it by default.
+    let tls = [
+        "--set",
+        "etcd.endpoints={https://etcd.dns:2379},etcd.tls.secretName=etcd-client",
+        "--set",
+        "etcd.tls.serverName=etcd.local,etcd.auth.username=kubefed",
+        "--set",
+        "etcd.auth.passwordSecret.name=etcd-password",
+    ];
+    let docs = template(&tls);
+    for d in [CM, DNS] {
+        let pod = pod_spec(&docs, d);
+        assert_eq!(
+            pod["volumes"],
+            serde_json::json!([{"name": "etcd-tls", "secret": {"secretName": "etcd-client"}}]),
+            "{d}"
+        );
+        assert_eq!(
+            pod["containers"][0]["volumeMounts"],
+            serde_json::json!([{"name": "etcd-tls", "mountPath": "/etc/kubefed/etcd-tls", "readOnly": true}])
+        );
+        for (var, value) in [
+            ("ETCD_CA_FILE", "/etc/kubefed/etcd-tls/ca.crt"),
+            ("ETCD_CERT_FILE", "/etc/kubefed/etcd-tls/tls.crt"),
+            ("ETCD_KEY_FILE", "/etc/kubefed/etcd-tls/tls.key"),
+            ("ETCD_TLS_SERVER_NAME", "etcd.local"),
+            ("ETCD_USERNAME", "kubefed"),
+        ] {
+            assert_eq!(env_var(&docs, d, var).unwrap()["value"], value, "{d} {var}");
+        }
+        assert_eq!(
+            env_var(&docs, d, "ETCD_PASSWORD").unwrap()["valueFrom"]["secretKeyRef"],
+            serde_json::json!({"name": "etcd-password", "key": "password"})
+        );
+    }
+    let docs = template(&[
+        "--set",
+        "etcd.tls.secretName=etcd-ca,etcd.tls.certKey=,etcd.tls.keyKey=",
+    ]);
+    assert!(env_var(&docs, DNS, "ETCD_CA_FILE").is_some());
+    assert!(env_var(&docs, DNS, "ETCD_CERT_FILE").is_none());
+    let docs = template(&[]);
+    for d in [CM, DNS] {
+        assert!(pod_spec(&docs, d).get("volumes").is_none());
+        assert!(env_var(&docs, d, "ETCD_CA_FILE").is_none());
+        assert!(env_var(&docs, d, "ETCD_PASSWORD").is_none());
+    }
+    template_refused(
+        &["--set", "etcd.auth.username=kubefed"],
+        "etcd.auth.passwordSecret.name",
+    );
+
+    // Names.
+    let docs = template(&["--set", "fullnameOverride=fed"]);
+    assert!(named(&docs, "Deployment", "fed-controller-manager").is_some());
+    assert!(named(&docs, "Service", "fed-dns").is_some());
+    assert!(named(&docs, "ClusterRole", "fed-view").is_some());
+    assert!(named(&docs, "Deployment", CM).is_none());
+    let docs = template(&["--set", "nameOverride=mcdns"]);
+    let dep = get(&docs, "Deployment", "kubefed-mcdns-controller-manager");
+    assert_eq!(
+        dep["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+        "mcdns"
+    );
+
+    // ServiceMonitor, opt-in.
+    let docs = template(&[
+        "--set",
+        "metrics.serviceMonitor.enabled=true,metrics.serviceMonitor.interval=15s",
+        "--set",
+        "metrics.serviceMonitor.labels.release=prometheus",
+    ]);
+    let sm = get(&docs, "ServiceMonitor", "kubefed");
+    assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(sm["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(
+        sm["spec"]["endpoints"],
+        serde_json::json!([{"port": "metrics", "path": "/metrics", "interval": "15s"}])
+    );
+    // It selects both metrics Services (by labels) and only they have a "metrics" port.
+    for svc in [
+        "kubefed-controller-manager-metrics",
+        "kubefed-dns-server-metrics",
+    ] {
+        let labels = &get(&docs, "Service", svc)["metadata"]["labels"];
+        for (k, v) in sm["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+            assert_eq!(&labels[k], v, "{svc}");
+        }
+        let comp = &labels["app.kubernetes.io/component"];
+        assert!(
+            sm["spec"]["selector"]["matchExpressions"][0]["values"]
+                .as_array()
+                .unwrap()
+                .contains(comp)
+        );
+    }
+
+    // The dns-server's PodDisruptionBudget: auto with one replica is none, true forces it.
+    let pdb = |set: &[&str]| named(&template(set), "PodDisruptionBudget", DNS).cloned();
+    assert!(pdb(&["--set", "dnsServer.replicas=1"]).is_none());
+    assert!(pdb(&["--set", "dnsServer.podDisruptionBudget.enabled=false"]).is_none());
+    let forced = pdb(&[
+        "--set",
+        "dnsServer.replicas=1,dnsServer.podDisruptionBudget.enabled=true",
+        "--set",
+        "dnsServer.podDisruptionBudget.maxUnavailable=50%",
+    ])
+    .unwrap();
+    assert_eq!(
+        forced["spec"],
+        serde_json::json!({
+            "maxUnavailable": "50%",
+            "selector": {"matchLabels": get(&template(&[]), "Deployment", DNS)["spec"]["selector"]["matchLabels"]},
+        })
+    );
+    assert!(pdb(&["--set", "dnsServer.enabled=false"]).is_none());
+
+    // values.schema.json: no unknown keys at any level, no wrong types or enums.
+    for (set, why) in [
+        ("controllerManager.replica=3", "replica"),
+        ("dnsServer.service.typ=LoadBalancer", "typ"),
+        ("kubefedConfig.leaderElect.leaseDuraton=1s", "leaseDuraton"),
+        ("metrics.serviceMonitor.enable=true", "enable"),
+        ("serviceAccount.annotation.a=b", "annotation"),
+        ("featureGates.PushReconciler=true", "featureGates"),
+        ("logFormat=xml", "logFormat"),
+        ("kubefedConfig.clusterHealthCheck.period=10", "period"),
+        (
+            "kubefedConfig.syncController.adoptResources=yes",
+            "adoptResources",
+        ),
+        ("dnsServer.podDisruptionBudget.enabled=maybe", "enabled"),
+    ] {
+        template_refused(&["--set", set], why);
+    }
 }
 
 #[tokio::test]
@@ -930,15 +1285,23 @@ async fn helm_chart_lints_renders_installs_and_matches_the_manifests() {
         v.sort();
         v
     };
+    let chart_ids = ids(&docs);
+    for id in CHART_ONLY {
+        assert!(chart_ids.iter().any(|i| i == id), "the chart lacks {id}");
+    }
+    let shared: Vec<String> = chart_ids
+        .into_iter()
+        .filter(|i| !CHART_ONLY.contains(&i.as_str()))
+        .collect();
     assert_eq!(
-        ids(&docs),
+        shared,
         ids(&plain),
         "chart and deploy/manifests differ in objects"
     );
     for kind in ["ClusterRole", "Role"] {
         assert_eq!(
-            find(&docs, kind)["rules"],
-            find(&plain, kind)["rules"],
+            get(&docs, kind, CM)["rules"],
+            get(&plain, kind, CM)["rules"],
             "the chart's {kind} differs from deploy/manifests"
         );
     }
@@ -997,6 +1360,42 @@ async fn helm_chart_lints_renders_installs_and_matches_the_manifests() {
             "dnsServer.service.externalTrafficPolicy=Local",
         ],
         &["--set", "dnsServer.enabled=false"],
+        // Every KubeFedConfig value: the object must pass the CRD's schema.
+        &[
+            "--set",
+            "kubefedConfig.clusterAvailableDelay=30s,kubefedConfig.clusterUnavailableDelay=2m",
+            "--set",
+            "kubefedConfig.leaderElect.leaseDuration=20s,kubefedConfig.leaderElect.renewDeadline=15s",
+            "--set",
+            "kubefedConfig.leaderElect.retryPeriod=3s,kubefedConfig.leaderElect.resourceLock=leases",
+            "--set",
+            "kubefedConfig.clusterHealthCheck.period=5s,kubefedConfig.clusterHealthCheck.timeout=2s",
+            "--set",
+            "kubefedConfig.clusterHealthCheck.failureThreshold=4",
+            "--set",
+            "kubefedConfig.clusterHealthCheck.successThreshold=2",
+            "--set",
+            "kubefedConfig.syncController.adoptResources=Disabled",
+            "--set",
+            "kubefedConfig.syncController.maxConcurrentReconciles=16",
+        ],
+        // The default federated types: their CRDs and FederatedTypeConfigs validate.
+        &["--set", "federatedTypes.enabled=true"],
+        // The other options the API server can check (the ServiceMonitor's CRD is absent).
+        &[
+            "--set",
+            "fullnameOverride=fed,logLevel=debug,serviceAccount.annotations.a=b",
+            "--set",
+            "controllerManager.annotations.a=b,dnsServer.podDisruptionBudget.enabled=true",
+            "--set",
+            "dnsServer.podDisruptionBudget.maxUnavailable=50%",
+            "--set-json",
+            r#"controllerManager.env=[{"name":"X","value":"1"}]"#,
+            "--set",
+            "etcd.endpoints={https://etcd.dns:2379},etcd.tls.secretName=etcd-client",
+            "--set",
+            "etcd.auth.username=kubefed,etcd.auth.passwordSecret.name=etcd-password",
+        ],
     ] {
         let mut args = vec![
             "template",
@@ -1043,10 +1442,285 @@ async fn helm_chart_lints_renders_installs_and_matches_the_manifests() {
         );
     }
     assert_dns_service(ctx, "kubefed-dns");
+    // The installed KubeFedConfig, read back with the CRD's defaults filled in.
+    let cfg = get_json(ctx, &["kubefedconfig", "kubefed", "-n", NS]);
+    assert_eq!(cfg["spec"]["scope"], "Cluster", "{cfg}");
+    assert_eq!(
+        cfg["spec"]["leaderElect"]["resourceLock"], "leases",
+        "{cfg}"
+    );
+    assert_eq!(cfg["spec"]["clusterHealthCheck"]["period"], "10s", "{cfg}");
     ok(
         "creating the app namespace",
         kubectl(ctx, &["create", "namespace", APP_NS], None),
     );
     peer_crds(ctx).await;
     check_least_privilege(ctx);
+    check_aggregated_roles(ctx);
+}
+
+/// The chart's kubefed-edit and kubefed-view, bound in a namespace, grant what they say.
+/// (Aggregation into admin/edit/view is the kube-controller-manager's work, which the
+/// test federation does not run; the labels are checked offline.)
+fn check_aggregated_roles(ctx: &str) {
+    for role in ["edit", "view"] {
+        ok(
+            "binding a user to an aggregated role",
+            kubectl(
+                ctx,
+                &[
+                    "create",
+                    "rolebinding",
+                    &format!("kubefed-{role}-user"),
+                    &format!("--clusterrole=kubefed-{role}"),
+                    &format!("--user={role}-user"),
+                    "-n",
+                    APP_NS,
+                ],
+                None,
+            ),
+        );
+    }
+    let can_as = |who: &str, verb: &str, res: &str, extra: &[&str]| {
+        let as_user = format!("--as={who}");
+        let mut args = vec!["auth", "can-i", verb, res, as_user.as_str(), "-n", APP_NS];
+        args.extend(extra);
+        let out = kubectl(ctx, &args, None);
+        match out.status.code() {
+            Some(0) => true,
+            Some(1) => false,
+            _ => panic!("kubectl {args:?}: {out:?}"),
+        }
+    };
+    let status: &[&str] = &["--subresource=status"];
+    let table: &[(&str, &str, &str, &[&str], bool)] = &[
+        (
+            "edit-user",
+            "create",
+            "federateddeployments.types.kubefed.io",
+            &[],
+            true,
+        ),
+        (
+            "edit-user",
+            "delete",
+            "servicednsrecords.multiclusterdns.kubefed.io",
+            &[],
+            true,
+        ),
+        (
+            "edit-user",
+            "update",
+            "replicaschedulingpreferences.scheduling.kubefed.io",
+            &[],
+            true,
+        ),
+        (
+            "edit-user",
+            "list",
+            "dnsendpoints.multiclusterdns.kubefed.io",
+            &[],
+            true,
+        ),
+        (
+            "edit-user",
+            "create",
+            "dnsendpoints.multiclusterdns.kubefed.io",
+            &[],
+            false,
+        ),
+        (
+            "edit-user",
+            "patch",
+            "servicednsrecords.multiclusterdns.kubefed.io",
+            status,
+            false,
+        ),
+        (
+            "edit-user",
+            "create",
+            "kubefedclusters.core.kubefed.io",
+            &[],
+            false,
+        ),
+        (
+            "edit-user",
+            "get",
+            "kubefedconfigs.core.kubefed.io",
+            &[],
+            true,
+        ),
+        ("edit-user", "get", "secrets", &[], false),
+        (
+            "view-user",
+            "list",
+            "federateddeployments.types.kubefed.io",
+            &[],
+            true,
+        ),
+        (
+            "view-user",
+            "watch",
+            "kubefedclusters.core.kubefed.io",
+            &[],
+            true,
+        ),
+        (
+            "view-user",
+            "create",
+            "federateddeployments.types.kubefed.io",
+            &[],
+            false,
+        ),
+        (
+            "view-user",
+            "delete",
+            "ingressdnsrecords.multiclusterdns.kubefed.io",
+            &[],
+            false,
+        ),
+    ];
+    let wrong: Vec<String> = table
+        .iter()
+        .filter(|(who, verb, res, extra, want)| can_as(who, verb, res, extra) != *want)
+        .map(|(who, verb, res, extra, want)| format!("{who} {verb} {res} {extra:?}: want {want}"))
+        .collect();
+    assert!(wrong.is_empty(), "aggregated roles:\n{}", wrong.join("\n"));
+}
+
+/// KubeFed's chart's default types (ingresses from networking.k8s.io, as `kubefed enable
+/// ingresses` resolves today): group, version, kind, plural, namespaced, short names.
+type TypeRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+);
+const DEFAULT_TYPES: &[TypeRow] = &[
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        false,
+        &[],
+    ),
+    ("", "v1", "ConfigMap", "configmaps", true, &["cm"]),
+    ("apps", "v1", "Deployment", "deployments", true, &["deploy"]),
+    (
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        true,
+        &["ing"],
+    ),
+    ("batch", "v1", "Job", "jobs", true, &[]),
+    ("", "v1", "Namespace", "namespaces", false, &["ns"]),
+    ("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"]),
+    ("", "v1", "Secret", "secrets", true, &[]),
+    ("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"]),
+    ("", "v1", "Service", "services", true, &["svc"]),
+];
+
+/// What `kubefed enable <type>` creates for each default type: (FederatedTypeConfig name,
+/// {"crd": the Federated<Kind> CRD, "typeConfig": the FederatedTypeConfig}).
+fn default_type_objects() -> Vec<(String, Value)> {
+    DEFAULT_TYPES
+        .iter()
+        .map(|(group, version, kind, plural, namespaced, short)| {
+            let d = DiscoveredResource {
+                group: group.to_string(),
+                version: version.to_string(),
+                kind: kind.to_string(),
+                plural: plural.to_string(),
+                singular: kind.to_lowercase(),
+                short_names: short.iter().map(|s| s.to_string()).collect(),
+                namespaced: *namespaced,
+            };
+            let ftc = typeconfig::type_config(&d, types::DEFAULT_FEDERATED_GROUP, NS);
+            let crd = typeconfig::type_crd(&ftc, &d);
+            let mut ftc = serde_json::to_value(&ftc).unwrap();
+            ftc["metadata"].as_object_mut().unwrap().remove("namespace");
+            (
+                d.qualified_name(),
+                serde_json::json!({"crd": crd, "typeConfig": ftc}),
+            )
+        })
+        .collect()
+}
+
+/// The chart's files/federated-types/<type>.json are what `kubefed enable` generates
+/// (KUBEFED_WRITE_CHART_FILES=1 rewrites them), and `federatedTypes.enabled=true` renders
+/// them: the CRDs (kept on uninstall) and the FederatedTypeConfigs in the release namespace.
+#[test]
+fn chart_federated_types_are_what_kubefed_enable_makes() {
+    let dir = repo().join("deploy/helm/kubefed/files/federated-types");
+    let objects = default_type_objects();
+    if std::env::var_os("KUBEFED_WRITE_CHART_FILES").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, v) in &objects {
+            let body = serde_json::to_string_pretty(v).unwrap() + "\n";
+            std::fs::write(dir.join(format!("{name}.json")), body).unwrap();
+        }
+    }
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut want: Vec<String> = objects.iter().map(|(n, _)| format!("{n}.json")).collect();
+    want.sort();
+    let fix = "run KUBEFED_WRITE_CHART_FILES=1 cargo test --test deploy chart_federated_types";
+    assert_eq!(files, want, "{fix}");
+    for (name, v) in &objects {
+        let file: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            &file, v,
+            "files/federated-types/{name}.json is stale: {fix}"
+        );
+    }
+
+    let off = template(&[]);
+    assert!(off.iter().all(|d| d["kind"] != "FederatedTypeConfig"));
+    let docs = template(&["--set", "federatedTypes.enabled=true"]);
+    for (name, v) in &objects {
+        let ftc = get(&docs, "FederatedTypeConfig", name);
+        assert_eq!(ftc["metadata"]["namespace"], NS);
+        assert_eq!(ftc["spec"], v["typeConfig"]["spec"], "{name}");
+        assert_eq!(ftc["apiVersion"], "core.kubefed.io/v1beta1");
+        let crd_name = v["crd"]["metadata"]["name"].as_str().unwrap();
+        let crd = get(&docs, "CustomResourceDefinition", crd_name);
+        assert_eq!(crd["spec"], v["crd"]["spec"], "{crd_name}");
+        assert_eq!(
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+    }
+    let some = template(&[
+        "--set",
+        "federatedTypes.enabled=true",
+        "--set-json",
+        r#"federatedTypes.types=["deployments.apps","services"]"#,
+    ]);
+    let ftcs: Vec<&str> = some
+        .iter()
+        .filter(|d| d["kind"] == "FederatedTypeConfig")
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ftcs, ["deployments.apps", "services"]);
+    template_refused(
+        &[
+            "--set",
+            "federatedTypes.enabled=true",
+            "--set-json",
+            r#"federatedTypes.types=["deployment"]"#,
+        ],
+        "federatedTypes",
+    );
 }

@@ -198,5 +198,24 @@ fn cpu_per_query_by_question_shape() {
             let c = cost(&mut full_tcp, &[query(1, name, qtype)], min);
             row(shape, "TCP (65 535 bytes, full path)", c);
         }
+        // What a TCP connection runs: the response store, as UDP.
+        let mut tcp = |p: &[u8]| {
+            let mut out = Vec::new();
+            responder.respond_tcp(p, src, &mut out);
+        };
+        let median_tcp = median(&mut tcp);
+        for (shape, name, qtype) in [
+            ("apex A", "example.com.", RecordType::A),
+            ("apex SRV", "example.com.", RecordType::SRV),
+            ("`*` A", "*.example.com.", RecordType::A),
+            ("deep CNAME fan-out", "l0.cb.example.com.", RecordType::A),
+        ] {
+            let c = cost(&mut tcp, &[query(1, name, qtype)], min);
+            println!(
+                "| {names} | {shape} | TCP (65 535 bytes, store) | {:.2} | {:.1} |",
+                c * 1e6,
+                c / median_tcp
+            );
+        }
     }
 }

@@ -368,6 +368,160 @@ async fn federate_wraps_objects_and_namespace_contents() {
     assert!(err.contains("kubefed enable serviceaccounts"), "{err}");
 }
 
+/// kubefedctl's `enable -f` reads an EnableTypeDirective; `--federated-version` names
+/// the generated type's version; `-o json` prints one List and creates nothing.
+#[tokio::test]
+async fn enable_reads_a_directive_file_and_prints_json() {
+    let host = install_host().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("directive.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: core.kubefed.io/v1beta1\nkind: EnableTypeDirective\nmetadata:\n  name: replicationcontrollers\nspec:\n  federatedGroup: types.directive.io\n  federatedVersion: v1alpha1\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let out = ok(&["enable", "-f", file, "-o", "json"]);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["kind"], "List", "{out}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items[0]["kind"], "FederatedTypeConfig");
+    assert_eq!(
+        items[0]["spec"]["federatedType"]["version"], "v1alpha1",
+        "{out}"
+    );
+    assert_eq!(items[1]["kind"], "CustomResourceDefinition");
+    assert_eq!(items[1]["spec"]["versions"][0]["name"], "v1alpha1");
+    let ftcs: Api<FederatedTypeConfig> = Api::namespaced(host.clone(), NS);
+    assert!(
+        ftcs.get_opt("replicationcontrollers")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Applied, with the flag overriding the file's version: the CRD serves it.
+    ok(&["enable", "-f", file, "--federated-version", "v1beta2"]);
+    let ftc = ftcs.get("replicationcontrollers").await.unwrap();
+    assert_eq!(ftc.spec.federated_type.version, "v1beta2");
+    assert_eq!(ftc.spec.federated_type.group, "types.directive.io");
+    let crds: Api<CustomResourceDefinition> = Api::all(host.clone());
+    let crd = crds
+        .get("federatedreplicationcontrollers.types.directive.io")
+        .await
+        .unwrap();
+    assert_eq!(crd.spec.versions[0].name, "v1beta2");
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "kind: ConfigMap\nmetadata: {name: x}\n").unwrap();
+    let err = failure(&["enable", "-f", bad.to_str().unwrap()]);
+    assert!(err.contains("expected kind EnableTypeDirective"), "{err}");
+}
+
+/// `federate -f` federates the objects of a file; `-t` enables their type first;
+/// `-n` defaults to the kubeconfig context's namespace; `-c` is `--contents`.
+#[tokio::test]
+async fn federate_reads_files_enables_types_and_defaults_the_namespace() {
+    use k8s_openapi::api::core::v1::PodTemplate;
+
+    let host = install_host().await;
+    let ns = "federate-file";
+    kubeutil::ensure_namespace(&host, ns).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("objects.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: quota\n  namespace: {ns}\nspec:\n  hard:\n    pods: \"10\"\n---\napiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: quota-default-ns\nspec: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    // Offline rendering needs no FederatedTypeConfig and creates nothing.
+    let out = ok(&["federate", "-f", file, "-n", ns, "-o", "yaml"]);
+    assert_eq!(
+        out.matches("kind: FederatedResourceQuota").count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(out.matches(&format!("namespace: {ns}")).count(), 2, "{out}");
+    let err = failure(&["federate", "-f", file, "-n", ns]);
+    assert!(err.contains("--enable-type"), "{err}");
+    let out = ok(&["federate", "-f", file, "-n", ns, "-t"]);
+    assert!(
+        out.contains("federatedtypeconfig.core.kubefed.io/resourcequotas created"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("FederatedResourceQuota {ns}/quota created")),
+        "{out}"
+    );
+    let fq: Api<DynamicObject> = Api::namespaced_with(
+        host.clone(),
+        ns,
+        &federated(
+            "types.kubefed.io",
+            "FederatedResourceQuota",
+            "federatedresourcequotas",
+        ),
+    );
+    let q = fq.get("quota").await.unwrap();
+    assert_eq!(q.data["spec"]["template"]["spec"]["hard"]["pods"], "10");
+    fq.get("quota-default-ns").await.unwrap();
+
+    // A kubeconfig whose current context has a namespace: `-n` is not needed.
+    let kc_path = common::federation().state.kubeconfig.clone();
+    let mut kc: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&kc_path).unwrap()).unwrap();
+    let contexts = kc["contexts"].as_array_mut().unwrap();
+    let mut ctx = contexts
+        .iter()
+        .find(|c| c["name"] == common::host())
+        .unwrap()
+        .clone();
+    ctx["name"] = "with-namespace".into();
+    ctx["context"]["namespace"] = ns.into();
+    contexts.push(ctx);
+    kc["current-context"] = "with-namespace".into();
+    let own = dir.path().join("kubeconfig");
+    std::fs::write(&own, serde_json::to_string(&kc).unwrap()).unwrap();
+    let pts: Api<PodTemplate> = Api::namespaced(host.clone(), ns);
+    let pt: PodTemplate = serde_json::from_value(json!({
+        "metadata": {"name": "settings"},
+        "template": {"spec": {"containers": [{"name": "c", "image": "example/c"}]}}
+    }))
+    .unwrap();
+    pts.create(&PostParams::default(), &pt).await.unwrap();
+    let out = common::kubefed(&[
+        "federate",
+        "podtemplate",
+        "settings",
+        "-t",
+        "--kubeconfig",
+        own.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("FederatedPodTemplate {ns}/settings created")),
+        "{stdout}"
+    );
+
+    // -c is --contents.
+    ok(&["enable", "namespaces"]);
+    let out = ok(&["federate", "ns", ns, "-c"]);
+    assert!(
+        out.contains(&format!(
+            "FederatedPodTemplate {ns}/settings already exists"
+        )),
+        "{out}"
+    );
+}
+
 #[tokio::test]
 async fn orphaning_deletion_sets_and_clears_the_annotation() {
     let host = install_host().await;

@@ -147,6 +147,7 @@ fn controller_manager() -> &'static str {
                     externaldns_copy: ExternalDnsCopy::Auto,
                     etcd_endpoints: vec![etcd],
                     etcd_prefix: "/skydns".into(),
+                    etcd_security: Default::default(),
                     dns_listen: Some(dns_listen),
                     dns_zones: vec![],
                     kube_api_qps: 100,

@@ -92,6 +92,24 @@ fn every_service_rule_renders() {
     golden_case("service-rules", &["-f", "input.yaml"], 0);
 }
 
+/// `--resolve` looks load balancer hostnames up as the controller does; offline (the
+/// default) their addresses are left out with a warning.
+#[test]
+fn resolve_looks_load_balancer_hostnames_up() {
+    let run = golden_case("resolve", &["-f", "input.yaml", "--resolve"], 0);
+    assert!(run.stdout.contains("\"127.0.0.1\""), "{}", run.stdout);
+    let offline = render("resolve", &["-f", "input.yaml"], None);
+    assert_eq!(offline.code, 0);
+    assert!(!offline.stdout.contains("127.0.0.1"), "{}", offline.stdout);
+    assert!(
+        offline
+            .stderr
+            .contains("hostname localhost did not resolve (not looked up)"),
+        "{}",
+        offline.stderr
+    );
+}
+
 #[test]
 fn ingress_record_renders_with_a_warning_for_its_hostname() {
     golden_case("ingress", &["-f", "input.yaml", "-o", "yaml"], 0);

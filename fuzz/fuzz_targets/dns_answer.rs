@@ -1,7 +1,7 @@
 //! The query parser and the whole answer path. For any datagram: no panic; the answer
-//! from the UDP response store is byte for byte the full path's, also for a second
-//! spelling of the same question (the store keys names in lower case); whatever is
-//! sent back parses as a DNS message and fits the size limit.
+//! from the response store is byte for byte the full path's, over UDP and TCP, also
+//! for a second spelling of the same question (the store keys names in lower case);
+//! whatever is sent back parses as a DNS message and fits the size limit.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -99,8 +99,14 @@ fn check(w: &World, packet: &[u8]) {
         assert!(m.is_ok(), "unparseable response {full:x?} to {packet:x?}: {m:?}");
     }
     let mut tcp = Vec::new();
-    if answer::respond(&w.snapshot, packet, Transport::Tcp, DEFAULT_MAX_UDP_PAYLOAD, &mut tcp).is_some() {
+    let tcp_reply = answer::respond(&w.snapshot, packet, Transport::Tcp, DEFAULT_MAX_UDP_PAYLOAD, &mut tcp);
+    if tcp_reply.is_some() {
         assert!(Message::from_vec(&tcp).is_ok(), "unparseable TCP response to {packet:x?}");
+    }
+    let mut tcp_stored = Vec::new();
+    assert_eq!(w.responder.respond_tcp(packet, src(), &mut tcp_stored), tcp_reply.is_some());
+    if tcp_reply.is_some() {
+        assert_eq!(tcp_stored, tcp, "stored and full TCP answers differ for {packet:x?}");
     }
 }
 

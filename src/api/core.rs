@@ -66,8 +66,10 @@ pub struct KubeFedClusterSpec {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub disabled_tls_validations: Vec<TlsValidation>,
-    /// An HTTP(S) proxy in front of the member's API server.
+    /// A proxy in front of the member's API server, as client-go takes it: `http://`,
+    /// `https://` (both CONNECT) or `socks5://`, optionally with `user:password@`.
     #[serde(rename = "proxyURL", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^(https?|socks5)://[^/]+/?$"))]
     pub proxy_url: Option<String>,
 }
 

@@ -43,6 +43,8 @@ pub struct ControllerManagerArgs {
     /// The skydns key prefix in etcd.
     #[arg(long, default_value = "/skydns")]
     pub etcd_prefix: String,
+    #[command(flatten)]
+    pub etcd_security: super::EtcdSecurityArgs,
     /// Serve the DNSEndpoint names in-process (no etcd) on this address, UDP and TCP;
     /// zones are the Domains' (plus --dns-zone).
     #[arg(long)]
@@ -84,6 +86,7 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
             lease_name: args.lease_name,
             identity,
             externaldns_copy: args.externaldns_copy,
+            etcd_security: args.etcd_security.security(&args.etcd_endpoints)?,
             etcd_endpoints: args.etcd_endpoints,
             etcd_prefix: args.etcd_prefix,
             dns_listen: args.dns_listen,

@@ -30,6 +30,8 @@ pub struct DnsServerArgs {
     /// Key prefix of the skydns layout (as CoreDNS's `path` and ExternalDNS's `--coredns-prefix`).
     #[arg(long, default_value = "/skydns")]
     pub etcd_prefix: String,
+    #[command(flatten)]
+    pub etcd_security: super::EtcdSecurityArgs,
     /// UDP and TCP address to serve DNS on.
     #[arg(long, default_value = "0.0.0.0:53")]
     pub listen: SocketAddr,
@@ -238,6 +240,7 @@ pub async fn run(args: DnsServerArgs) -> anyhow::Result<()> {
         metrics,
     );
     cfg.prefix = args.etcd_prefix.clone();
+    cfg.etcd_security = args.etcd_security.security(&args.etcd_endpoints)?;
     cfg.default_ttl = args.default_ttl;
     cfg.readiness = readiness.clone();
     if let Some(n) = args.udp_sockets {

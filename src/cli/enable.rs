@@ -13,7 +13,7 @@ use kube::{Client, ResourceExt};
 
 use crate::api::DEFAULT_KUBEFED_NAMESPACE;
 use crate::api::core::{ApiResource, FederatedTypeConfig, PropagationMode};
-use crate::api::types::DEFAULT_FEDERATED_GROUP;
+use crate::api::types::{DEFAULT_FEDERATED_GROUP, DEFAULT_FEDERATED_VERSION};
 use crate::federation::typeconfig::{self, DiscoveredResource};
 use crate::kube::apply::FIELD_MANAGER;
 
@@ -35,18 +35,116 @@ pub struct HostOpts {
 #[derive(Args, Debug)]
 pub struct EnableArgs {
     /// The type: kind, plural, `plural.group` or short name (e.g. `deployments.apps`).
-    pub name: String,
-    /// API group of the generated federated type.
-    #[arg(long, default_value = DEFAULT_FEDERATED_GROUP)]
-    pub federated_group: String,
+    /// Optional with --filename, whose directive names it.
+    #[arg(required_unless_present = "filename")]
+    pub name: Option<String>,
+    /// An EnableTypeDirective (YAML or JSON) naming the type and its versions, as
+    /// kubefedctl's `enable -f`; flags given on the command line take precedence.
+    #[arg(short = 'f', long)]
+    pub filename: Option<PathBuf>,
+    /// API group of the generated federated type [default: types.kubefed.io].
+    #[arg(long)]
+    pub federated_group: Option<String>,
+    /// API version of the generated federated type [default: v1beta1].
+    #[arg(long)]
+    pub federated_version: Option<String>,
     /// API version of the target type (default: the server's preferred version).
     #[arg(long)]
     pub version: Option<String>,
-    /// Print the objects as YAML instead of creating them (`yaml`).
-    #[arg(short = 'o', long, value_parser = ["yaml"])]
+    /// Print the objects instead of creating them: `yaml` (documents) or `json` (a
+    /// `v1` List, for `kubectl apply -f -`).
+    #[arg(short = 'o', long, value_parser = ["yaml", "json"])]
     pub output: Option<String>,
     #[command(flatten)]
     pub host: HostOpts,
+}
+
+/// kubefedctl's `EnableTypeDirective` (`core.kubefed.io/v1beta1`): the type to enable
+/// in `metadata.name`, the versions in `spec`.
+#[derive(serde::Deserialize, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnableTypeDirective {
+    #[serde(default)]
+    pub metadata: DirectiveMeta,
+    #[serde(default)]
+    pub spec: DirectiveSpec,
+}
+
+#[derive(serde::Deserialize, Debug, Default, PartialEq, Eq)]
+pub struct DirectiveMeta {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(serde::Deserialize, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DirectiveSpec {
+    pub target_version: Option<String>,
+    pub federated_group: Option<String>,
+    pub federated_version: Option<String>,
+}
+
+/// What `enable` acts on once the directive file and the flags are combined.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EnableRequest {
+    pub name: String,
+    pub target_version: Option<String>,
+    pub federated_group: String,
+    pub federated_version: String,
+}
+
+/// Reads an EnableTypeDirective document (YAML, hence JSON too). One directive per
+/// file, as kubefedctl reads it; the kind is checked so that a wrong file is not taken
+/// for one.
+pub fn parse_directive(text: &str) -> anyhow::Result<EnableTypeDirective> {
+    let doc: serde_json::Value =
+        serde_saphyr::from_str(text).context("reading the EnableTypeDirective")?;
+    let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+    if kind != "EnableTypeDirective" {
+        bail!("expected kind EnableTypeDirective, found {kind:?}");
+    }
+    serde_json::from_value(doc).context("reading the EnableTypeDirective")
+}
+
+/// Flags over directive over defaults.
+pub fn enable_request(
+    args: &EnableArgs,
+    directive: Option<EnableTypeDirective>,
+) -> anyhow::Result<EnableRequest> {
+    let d = directive.unwrap_or_default();
+    let name = args
+        .name
+        .clone()
+        .or(d.metadata.name)
+        .context("the EnableTypeDirective has no metadata.name and no type was given")?;
+    Ok(EnableRequest {
+        name,
+        target_version: args.version.clone().or(d.spec.target_version),
+        federated_group: args
+            .federated_group
+            .clone()
+            .or(d.spec.federated_group)
+            .unwrap_or_else(|| DEFAULT_FEDERATED_GROUP.to_string()),
+        federated_version: args
+            .federated_version
+            .clone()
+            .or(d.spec.federated_version)
+            .unwrap_or_else(|| DEFAULT_FEDERATED_VERSION.to_string()),
+    })
+}
+
+/// Objects printed for `-o`: YAML documents, or one `v1` List in JSON.
+pub fn render_objects(objects: &[serde_json::Value], format: &str) -> anyhow::Result<String> {
+    if format == "json" {
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&list)?));
+    }
+    let mut out = String::new();
+    for o in objects {
+        out.push_str("---\n");
+        out.push_str(&to_yaml(o)?);
+    }
+    Ok(out)
 }
 
 #[derive(Args, Debug)]
@@ -68,17 +166,42 @@ pub struct DisableArgs {
 const CRD_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub async fn run_enable(args: EnableArgs) -> anyhow::Result<()> {
+    let directive = match &args.filename {
+        Some(path) => Some(parse_directive(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )?),
+        None => None,
+    };
+    let req = enable_request(&args, directive)?;
     let client = host_client(&args.host).await?;
     let ns = &args.host.kubefed_namespace;
-    let resources = discover(&client, args.version.as_deref()).await?;
-    let target = typeconfig::resolve_type(&args.name, &resources)?;
-    let ftc = typeconfig::type_config(&target, &args.federated_group, ns);
+    let resources = discover(&client, req.target_version.as_deref()).await?;
+    let target = typeconfig::resolve_type(&req.name, &resources)?;
+    let mut ftc = typeconfig::type_config(&target, &req.federated_group, ns);
+    ftc.spec.federated_type.version = req.federated_version.clone();
     let crd = typeconfig::type_crd(&ftc, &target);
-    if args.output.is_some() {
-        print!("---\n{}---\n{}", to_yaml(&ftc)?, to_yaml(&crd_doc(&crd)?)?);
+    if let Some(format) = &args.output {
+        let mut ftc_doc = serde_json::to_value(&ftc)?;
+        ftc_doc["apiVersion"] = "core.kubefed.io/v1beta1".into();
+        ftc_doc["kind"] = "FederatedTypeConfig".into();
+        print!("{}", render_objects(&[ftc_doc, crd_doc(&crd)?], format)?);
         return Ok(());
     }
 
+    enable_type(&client, ns, &ftc, &crd).await?;
+    Ok(())
+}
+
+/// Creates or updates the federated type's CRD and then its FederatedTypeConfig in
+/// `ns`, refusing a config that conflicts with an existing one. Shared with
+/// `federate --enable-type`.
+pub async fn enable_type(
+    client: &Client,
+    ns: &str,
+    ftc: &FederatedTypeConfig,
+    crd: &CustomResourceDefinition,
+) -> anyhow::Result<()> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     if namespaces.get_opt(ns).await?.is_none() {
         bail!(
@@ -92,15 +215,15 @@ pub async fn run_enable(args: EnableArgs) -> anyhow::Result<()> {
         ),
         e => anyhow::Error::new(e).context("listing FederatedTypeConfigs"),
     })?;
-    typeconfig::check_enable_conflicts(&ftc, &existing.items)?;
+    typeconfig::check_enable_conflicts(ftc, &existing.items)?;
 
     let crd_name = crd.name_any();
-    crate::kube::apply::apply_crds(&client, std::slice::from_ref(&crd), CRD_TIMEOUT).await?;
+    crate::kube::apply::apply_crds(client, std::slice::from_ref(crd), CRD_TIMEOUT).await?;
     println!("customresourcedefinition.apiextensions.k8s.io/{crd_name} applied");
 
     let name = ftc.name_any();
     let existed = existing.items.iter().any(|f| f.name_any() == name);
-    let mut doc = serde_json::to_value(&ftc)?;
+    let mut doc = serde_json::to_value(ftc)?;
     doc["metadata"] = serde_json::json!({"name": name, "namespace": ns});
     ftcs.patch(
         &name,
@@ -306,4 +429,93 @@ fn crd_doc(crd: &CustomResourceDefinition) -> anyhow::Result<serde_json::Value> 
 
 fn to_yaml<T: serde::Serialize>(v: &T) -> anyhow::Result<String> {
     Ok(serde_saphyr::to_string(v)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        enable: EnableArgs,
+    }
+
+    fn args(argv: &[&str]) -> EnableArgs {
+        Cli::try_parse_from(std::iter::once("enable").chain(argv.iter().copied()))
+            .unwrap()
+            .enable
+    }
+
+    const DIRECTIVE: &str = "apiVersion: core.kubefed.io/v1beta1
+kind: EnableTypeDirective
+metadata:
+  name: deployments.apps
+spec:
+  targetVersion: v1
+  federatedGroup: types.example.io
+  federatedVersion: v1alpha1
+";
+
+    #[test]
+    fn a_directive_file_names_the_type_and_flags_override_it() {
+        let d = parse_directive(DIRECTIVE).unwrap();
+        let req = enable_request(&args(&["-f", "x"]), Some(d)).unwrap();
+        assert_eq!(
+            req,
+            EnableRequest {
+                name: "deployments.apps".into(),
+                target_version: Some("v1".into()),
+                federated_group: "types.example.io".into(),
+                federated_version: "v1alpha1".into(),
+            }
+        );
+        let d = parse_directive(DIRECTIVE).unwrap();
+        let req = enable_request(
+            &args(&["secrets", "-f", "x", "--federated-version", "v2"]),
+            Some(d),
+        )
+        .unwrap();
+        assert_eq!(req.name, "secrets");
+        assert_eq!(req.federated_version, "v2");
+        assert_eq!(req.federated_group, "types.example.io");
+    }
+
+    #[test]
+    fn without_a_directive_the_defaults_are_kubefeds() {
+        let req = enable_request(&args(&["deploy"]), None).unwrap();
+        assert_eq!(req.federated_group, "types.kubefed.io");
+        assert_eq!(req.federated_version, "v1beta1");
+        assert_eq!(req.target_version, None);
+        assert!(
+            Cli::try_parse_from(["enable"]).is_err(),
+            "a type or a file is required"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_directive_is_refused() {
+        let err = parse_directive("kind: ConfigMap\nmetadata: {name: x}\n").unwrap_err();
+        assert!(err.to_string().contains("EnableTypeDirective"), "{err}");
+        let err = parse_directive(
+            "kind: EnableTypeDirective\nmetadata: {name: x}\nspec: {federatedVersoin: v1}\n",
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("federatedVersoin"), "{err:#}");
+    }
+
+    #[test]
+    fn json_output_is_one_list() {
+        let objs = [
+            serde_json::json!({"kind": "A"}),
+            serde_json::json!({"kind": "B"}),
+        ];
+        let list: serde_json::Value =
+            serde_json::from_str(&render_objects(&objs, "json").unwrap()).unwrap();
+        assert_eq!(list["kind"], "List");
+        assert_eq!(list["items"].as_array().unwrap().len(), 2);
+        let yaml = render_objects(&objs, "yaml").unwrap();
+        assert_eq!(yaml.matches("---\n").count(), 2);
+    }
 }

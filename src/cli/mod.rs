@@ -222,7 +222,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Enable(args) => enable::run_enable(args).await,
         Command::Disable(args) => enable::run_disable(args).await,
         Command::Federate(args) => federate::run(args).await,
-        Command::Render(args) => render::run(args),
+        Command::Render(args) => render::run(args).await,
         Command::OrphaningDeletion(cmd) => orphaning::run(cmd).await,
         Command::Version(args) => {
             let b = crate::admin::build_info::BUILD;
@@ -251,6 +251,53 @@ pub struct StateDir {
     /// Directory holding `kubeconfig` and `state.json` of the local federation.
     #[arg(long, default_value = ".cache/demo")]
     pub state_dir: PathBuf,
+}
+
+/// etcd TLS and authentication, shared by `dns-server` and `controller-manager` (its
+/// skydns writer). The names follow etcdctl's; the environment variables ExternalDNS's.
+#[derive(Args, Debug, Clone, Default)]
+pub struct EtcdSecurityArgs {
+    /// PEM CA bundle that signs etcd's serving certificate (TLS to https:// endpoints;
+    /// without it, the system roots).
+    #[arg(long, env = "ETCD_CA_FILE")]
+    pub etcd_cacert: Option<PathBuf>,
+    /// PEM client certificate for etcd (with --etcd-key).
+    #[arg(long, env = "ETCD_CERT_FILE")]
+    pub etcd_cert: Option<PathBuf>,
+    /// PEM key of --etcd-cert.
+    #[arg(long, env = "ETCD_KEY_FILE")]
+    pub etcd_key: Option<PathBuf>,
+    /// Name to verify etcd's certificate against, when not the endpoint's host.
+    #[arg(long, env = "ETCD_TLS_SERVER_NAME")]
+    pub etcd_server_name: Option<String>,
+    /// etcd user (etcd's authentication).
+    #[arg(long, env = "ETCD_USERNAME")]
+    pub etcd_username: Option<String>,
+    /// Password of --etcd-username; prefer the environment variable, which `ps` does
+    /// not show.
+    #[arg(long, env = "ETCD_PASSWORD", hide_env_values = true)]
+    pub etcd_password: Option<String>,
+}
+
+impl EtcdSecurityArgs {
+    /// The checked settings (files readable, pairs complete, TLS only with https).
+    pub fn security(
+        &self,
+        endpoints: &[String],
+    ) -> anyhow::Result<crate::dns::skydns::security::EtcdSecurity> {
+        let s = crate::dns::skydns::security::EtcdSecurity {
+            ca_file: self.etcd_cacert.clone(),
+            cert_file: self.etcd_cert.clone(),
+            key_file: self.etcd_key.clone(),
+            server_name: self.etcd_server_name.clone(),
+            username: self.etcd_username.clone(),
+            password: self.etcd_password.clone(),
+        };
+        if !endpoints.is_empty() {
+            s.validate(endpoints)?;
+        }
+        Ok(s)
+    }
 }
 
 #[cfg(test)]

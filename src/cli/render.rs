@@ -6,11 +6,13 @@
 //! [`records::render_service`] / [`records::render_ingress`], the functions the
 //! controller uses; other kinds are skipped with a note on stderr.
 //!
-//! Offline means offline: load balancer hostnames are not looked up (the resolution
-//! table is empty), so their addresses are left out and each is reported on stderr as a
-//! warning, as are the other [`records::Problem`]s. The controller resolves them and
-//! publishes their addresses.
+//! Offline by default: load balancer hostnames are not looked up (the resolution table
+//! is empty), so their addresses are left out and each is reported on stderr as a
+//! warning, as are the other [`records::Problem`]s. `--resolve` looks them up as the
+//! controller does (the same resolver, system configuration and `/etc/hosts`), so that
+//! the output is exactly what the controller would write now.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
@@ -20,6 +22,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::multiclusterdns::{API_VERSION, DNSEndpoint, IngressDNSRecord, ServiceDNSRecord};
+use crate::dns::controllers::resolve::HostnameCache;
 use crate::dns::records::{self, ExternalDnsEndpoint, Rendered, Resolved};
 
 #[derive(Args, Debug)]
@@ -37,6 +40,10 @@ pub struct RenderArgs {
     /// ExternalDNS >= v0.21 reads; the controller writes it where that CRD is installed).
     #[arg(long)]
     pub externaldns: bool,
+    /// Look load balancer hostnames up as the controller does (system resolver and
+    /// /etc/hosts), instead of leaving their addresses out.
+    #[arg(long)]
+    pub resolve: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,11 +52,13 @@ pub enum Output {
     Json,
 }
 
-pub fn run(args: RenderArgs) -> anyhow::Result<()> {
+pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
     let (source, text) = read_input(&args.filename)?;
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
         .with_context(|| format!("{source} is not valid YAML or JSON"))?;
 
+    // Only with --resolve: the controller's resolver.
+    let cache = args.resolve.then(HostnameCache::new);
     let mut out: Vec<Item> = Vec::new();
     let mut failed = 0usize;
     let mut records = 0usize;
@@ -58,21 +67,27 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
         let rendered = match (doc.get("apiVersion"), doc.get("kind")) {
             (Some(v), Some(k)) if v == API_VERSION && k == "ServiceDNSRecord" => {
                 records += 1;
-                serde_json::from_value::<ServiceDNSRecord>(doc)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|mut rec| {
+                match serde_json::from_value::<ServiceDNSRecord>(doc) {
+                    Ok(mut rec) => {
                         default_namespace(&mut rec.metadata.namespace, &args.namespace);
-                        Ok(records::render_service(&rec, &Resolved::new())?)
-                    })
+                        let resolved =
+                            resolve(cache.as_ref(), records::service_hostnames(&rec)).await;
+                        records::render_service(&rec, &resolved).map_err(anyhow::Error::from)
+                    }
+                    Err(e) => Err(e.into()),
+                }
             }
             (Some(v), Some(k)) if v == API_VERSION && k == "IngressDNSRecord" => {
                 records += 1;
-                serde_json::from_value::<IngressDNSRecord>(doc)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|mut rec| {
+                match serde_json::from_value::<IngressDNSRecord>(doc) {
+                    Ok(mut rec) => {
                         default_namespace(&mut rec.metadata.namespace, &args.namespace);
-                        Ok(records::render_ingress(&rec, &Resolved::new())?)
-                    })
+                        let resolved =
+                            resolve(cache.as_ref(), records::ingress_hostnames(&rec)).await;
+                        records::render_ingress(&rec, &resolved).map_err(anyhow::Error::from)
+                    }
+                    Err(e) => Err(e.into()),
+                }
             }
             _ => {
                 if !doc.is_null() {
@@ -114,7 +129,15 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_input(path: &PathBuf) -> anyhow::Result<(String, String)> {
+/// The addresses of `hostnames`, looked up only with `--resolve`.
+async fn resolve(cache: Option<&HostnameCache>, hostnames: BTreeSet<String>) -> Resolved {
+    match cache {
+        Some(c) if !hostnames.is_empty() => c.resolve(&hostnames).await,
+        _ => Resolved::new(),
+    }
+}
+
+pub(crate) fn read_input(path: &PathBuf) -> anyhow::Result<(String, String)> {
     if path.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -129,7 +152,7 @@ fn read_input(path: &PathBuf) -> anyhow::Result<(String, String)> {
 }
 
 /// `kind: List` documents (what `kubectl get -o yaml` prints) stand for their items.
-fn expand_lists(docs: Vec<Value>) -> Vec<Value> {
+pub(crate) fn expand_lists(docs: Vec<Value>) -> Vec<Value> {
     docs.into_iter()
         .flat_map(|doc| {
             let is_list = doc.get("kind").and_then(Value::as_str) == Some("List")

@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::dns::skydns::security::EtcdSecurity;
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, Txn, TxnOp};
 use std::sync::Arc;
 
@@ -42,6 +43,8 @@ pub struct WriterConfig {
     pub owner_prefix: String,
     /// Distinguishes several control planes writing one etcd.
     pub owner_id: String,
+    /// TLS and credentials.
+    pub security: EtcdSecurity,
 }
 
 impl WriterConfig {
@@ -51,6 +54,7 @@ impl WriterConfig {
             prefix: codec::normalize_prefix(prefix),
             owner_prefix: DEFAULT_OWNER_PREFIX.into(),
             owner_id: "kubefed".into(),
+            security: EtcdSecurity::default(),
         }
     }
 
@@ -179,9 +183,12 @@ pub async fn run(
             let opts = ConnectOptions::new()
                 .with_connect_timeout(Duration::from_secs(5))
                 .with_timeout(Duration::from_secs(10));
-            match Client::connect(&cfg.endpoints, Some(opts)).await {
-                Ok(c) => client = Some(c),
-                Err(e) => warn!(error = %e, "connecting to etcd"),
+            match cfg.security.apply(opts, &cfg.endpoints) {
+                Ok(opts) => match Client::connect(&cfg.endpoints, Some(opts)).await {
+                    Ok(c) => client = Some(c),
+                    Err(e) => warn!(error = %e, "connecting to etcd"),
+                },
+                Err(e) => warn!(error = %e, "etcd TLS or credentials"),
             }
         }
         let ok = match client.as_mut() {

@@ -163,12 +163,18 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(args: &[&str], log_name: &str) -> Daemon {
+        Daemon::start_with_env(args, log_name, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables.
+    pub fn start_with_env(args: &[&str], log_name: &str, env: &[(&str, &str)]) -> Daemon {
         let log = unique_dir("logs").join(format!("{log_name}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kubefed"));
         cmd.args(args)
             .env("KUBEFED_LOG", "info,kubefed=debug")
+            .envs(env.iter().copied())
             .stdout(out)
             .stderr(err);
         // Dies with the test binary even if no Drop runs (a fixture held in a static).

@@ -31,14 +31,86 @@ pub struct Etcd {
     command: Vec<String>,
     log: PathBuf,
     process: Option<ManagedProcess>,
+    tls: Option<EtcdTls>,
+    /// Credentials of the test's own client once authentication is on.
+    root: Option<(String, String)>,
+}
+
+/// Certificates for an etcd that requires TLS and client certificates: one CA signs the
+/// server's (127.0.0.1, localhost) and a client's.
+pub struct EtcdTls {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl EtcdTls {
+    pub fn generate(dir: &Path) -> EtcdTls {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, SanType,
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "etcd-test-ca");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf = |cn: &str, usage: ExtendedKeyUsagePurpose| {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+            p.subject_alt_names
+                .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.extended_key_usages = vec![usage];
+            (
+                p.signed_by(&key, &issuer).unwrap().pem(),
+                key.serialize_pem(),
+            )
+        };
+        // The client's CN is no etcd user, so the password is what authenticates it.
+        let (server, server_key) = leaf("etcd", ExtendedKeyUsagePurpose::ServerAuth);
+        let (client, client_key) = leaf("kubefed-client", ExtendedKeyUsagePurpose::ClientAuth);
+        let tls = EtcdTls {
+            ca: dir.join("etcd-ca.crt"),
+            server_cert: dir.join("etcd-server.crt"),
+            server_key: dir.join("etcd-server.key"),
+            client_cert: dir.join("etcd-client.crt"),
+            client_key: dir.join("etcd-client.key"),
+        };
+        for (path, pem) in [
+            (&tls.ca, ca_cert.pem()),
+            (&tls.server_cert, server),
+            (&tls.server_key, server_key),
+            (&tls.client_cert, client),
+            (&tls.client_key, client_key),
+        ] {
+            std::fs::write(path, pem).unwrap();
+        }
+        tls
+    }
 }
 
 impl Etcd {
     /// Starts etcd with data under `dir` and waits until it answers.
     pub async fn start(dir: &Path) -> Etcd {
+        Etcd::start_with(dir, None).await
+    }
+
+    /// Starts etcd serving only TLS with client certificates required (`--client-cert-auth`).
+    pub async fn start_tls(dir: &Path) -> Etcd {
+        let tls = EtcdTls::generate(dir);
+        Etcd::start_with(dir, Some(tls)).await
+    }
+
+    async fn start_with(dir: &Path, tls: Option<EtcdTls>) -> Etcd {
         let client = free_port().expect("free port");
         let peer = free_port().expect("free port");
-        let url = format!("http://127.0.0.1:{client}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let command: Vec<String> = vec![
             etcd_binary().display().to_string(),
@@ -59,14 +131,71 @@ impl Etcd {
             "--log-level".into(),
             "warn".into(),
         ];
+        let mut command = command;
+        if let Some(t) = &tls {
+            for (flag, path) in [
+                ("--cert-file", &t.server_cert),
+                ("--key-file", &t.server_key),
+                ("--trusted-ca-file", &t.ca),
+            ] {
+                command.push(flag.into());
+                command.push(path.display().to_string());
+            }
+            command.push("--client-cert-auth".into());
+        }
         let mut etcd = Etcd {
             url,
             command,
             log: dir.join("etcd.log"),
             process: None,
+            tls,
+            root: None,
         };
         etcd.resume().await;
         etcd
+    }
+
+    pub fn tls(&self) -> Option<&EtcdTls> {
+        self.tls.as_ref()
+    }
+
+    fn options(&self) -> Option<etcd_client::ConnectOptions> {
+        let mut opts = etcd_client::ConnectOptions::new();
+        if let Some(t) = &self.tls {
+            let read = |p: &PathBuf| std::fs::read(p).unwrap();
+            opts = opts.with_tls(
+                etcd_client::TlsOptions::new()
+                    .ca_certificate(etcd_client::Certificate::from_pem(read(&t.ca)))
+                    .identity(etcd_client::Identity::from_pem(
+                        read(&t.client_cert),
+                        read(&t.client_key),
+                    )),
+            );
+        }
+        if let Some((u, p)) = &self.root {
+            opts = opts.with_user(u.clone(), p.clone());
+        }
+        Some(opts)
+    }
+
+    /// Turns etcd's authentication on: a root user, and `user` with `password` allowed
+    /// to read and write keys under each of `prefixes`. The test's own client goes on
+    /// as root.
+    pub async fn enable_auth(&mut self, user: &str, password: &str, prefixes: &[&str]) {
+        use etcd_client::Permission;
+        let mut c = self.client().await;
+        c.user_add("root", "root-pw", None).await.unwrap();
+        c.user_grant_role("root", "root").await.unwrap();
+        c.role_add("skydns").await.unwrap();
+        for p in prefixes {
+            c.role_grant_permission("skydns", Permission::read_write(*p).with_prefix())
+                .await
+                .unwrap();
+        }
+        c.user_add(user, password, None).await.unwrap();
+        c.user_grant_role(user, "skydns").await.unwrap();
+        c.auth_enable().await.unwrap();
+        self.root = Some(("root".into(), "root-pw".into()));
     }
 
     /// Kills etcd (SIGTERM, then SIGKILL) by PID; its data stays.
@@ -84,7 +213,7 @@ impl Etcd {
         self.process = Some(p);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(mut c) = etcd_client::Client::connect([&self.url], None).await
+            if let Ok(mut c) = etcd_client::Client::connect([&self.url], self.options()).await
                 && c.get("probe", None).await.is_ok()
             {
                 return;
@@ -105,7 +234,7 @@ impl Etcd {
     }
 
     pub async fn client(&self) -> etcd_client::Client {
-        etcd_client::Client::connect([&self.url], None)
+        etcd_client::Client::connect([&self.url], self.options())
             .await
             .expect("etcd client")
     }

@@ -27,7 +27,7 @@
 //!   (only the `Ready` condition says `DomainNotFound`): deleting a Domain withdraws no
 //!   name, on the etcd path or the embedded server (docs/dns-names.md).
 
-mod resolve;
+pub(crate) mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

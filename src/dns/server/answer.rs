@@ -83,7 +83,7 @@ impl Reply {
 /// The UDP size limit for a request with (or without) EDNS.
 pub fn udp_limit(edns_payload: Option<u16>, max_udp_payload: u16) -> usize {
     match edns_payload {
-        Some(p) => usize::from(p.clamp(wire::MIN_PAYLOAD, max_udp_payload.max(wire::MIN_PAYLOAD))),
+        Some(p) => usize::from(wire::payload_limit(p, max_udp_payload)),
         None => 512,
     }
 }

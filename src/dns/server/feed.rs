@@ -41,6 +41,7 @@ use super::serial::{self, ZoneRevisions};
 use crate::admin::http::Readiness;
 use crate::dns::skydns::SkydnsValue;
 use crate::dns::skydns::codec;
+use crate::dns::skydns::security::EtcdSecurity;
 use crate::dns::skydns::store::{Change, EtcdStore, RawEntry, StoreError};
 
 /// Seconds left on each distinct lease of `entries` (one request per lease; a lease
@@ -347,6 +348,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// logged and retried with backoff while the last good snapshot keeps being served.
 pub(crate) async fn run_etcd(
     endpoints: Vec<String>,
+    security: EtcdSecurity,
     handle: IndexHandle,
     cancel: CancellationToken,
 ) {
@@ -386,7 +388,7 @@ pub(crate) async fn run_etcd(
     while !cancel.is_cancelled() {
         let st = match store.as_mut() {
             Some(s) => s,
-            None => match EtcdStore::connect(&endpoints, &prefix).await {
+            None => match EtcdStore::connect_with(&endpoints, &prefix, &security).await {
                 Ok(s) => store.insert(s),
                 Err(error) => {
                     warn!(%error, "etcd unavailable; serving the last good index");

@@ -50,6 +50,7 @@ pub use udp::RrlConfig;
 
 use crate::admin::http::Readiness;
 use crate::dns::skydns::codec::DEFAULT_PREFIX;
+use crate::dns::skydns::security::EtcdSecurity;
 
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -99,6 +100,8 @@ pub struct ServerConfig {
     pub rrl: Option<RrlConfig>,
     /// `/readyz` fails once the etcd watch has been out of touch this long.
     pub max_etcd_disconnect: Duration,
+    /// TLS and credentials for [`Source::Etcd`].
+    pub etcd_security: EtcdSecurity,
     pub metrics: DnsMetrics,
     /// Set once the index holds data; share it with `/readyz`.
     pub readiness: Readiness,
@@ -129,6 +132,7 @@ impl ServerConfig {
             udp_recv_buffer: None,
             rrl: None,
             max_etcd_disconnect: Duration::from_secs(30),
+            etcd_security: EtcdSecurity::default(),
             metrics,
             readiness: Readiness::default(),
             xfr: None,
@@ -239,10 +243,11 @@ pub async fn start(cfg: ServerConfig) -> Result<Handle, ServerError> {
         )
         .with_transfers(transfers.clone()),
     );
-    let udp = udp::UdpLoops::start(udp, responder).map_err(ServerError::Threads)?;
+    let udp = udp::UdpLoops::start(udp, responder.clone()).map_err(ServerError::Threads)?;
     let tcp = tokio::net::TcpListener::from_std(tcp)
         .map_err(|source| ServerError::Bind { addr, source })?;
     let tcp_server = Arc::new(tcp::TcpServer {
+        responder,
         index: index.shared(),
         metrics: cfg.metrics.clone(),
         max_connections: cfg.tcp_max_connections,
@@ -254,7 +259,12 @@ pub async fn start(cfg: ServerConfig) -> Result<Handle, ServerError> {
     let shutdown = CancellationToken::new();
     if let Source::Etcd { endpoints } = cfg.source {
         index.watch_readiness(cfg.max_etcd_disconnect);
-        tokio::spawn(feed::run_etcd(endpoints, index.clone(), shutdown.clone()));
+        tokio::spawn(feed::run_etcd(
+            endpoints,
+            cfg.etcd_security.clone(),
+            index.clone(),
+            shutdown.clone(),
+        ));
     }
     if let Some(t) = transfers.filter(|t| t.has_secondaries()) {
         tokio::spawn(t.run(index.clone(), shutdown.clone()));

@@ -9,11 +9,12 @@
 //!   to 1 s, reset by the next success. hickory-server's loop retried at once, which
 //!   with a full descriptor table is a busy loop at 100 % CPU.
 //! - Each connection reads length-prefixed messages one after the other and answers
-//!   each (`answer`, 65 535-byte limit) before reading the next; it is closed after
+//!   each (from the response store, as UDP does, else `answer`; 65 535-byte limit)
+//!   before reading the next; it is closed after
 //!   `idle_timeout` without a complete message, or when the server stops.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,9 +22,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::answer::{self, Transport};
 use super::index::Snapshot;
 use super::metrics::{DnsMetrics, LogLimit};
+use super::udp::Responder;
 
 /// Default connection limit: well below the usual 1 024 descriptors per process.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
@@ -32,10 +33,13 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 pub(crate) struct TcpServer {
-    pub index: Arc<ArcSwap<Snapshot>>,
+    /// The UDP loops' responder: its store of encoded responses serves TCP too.
+    pub responder: Arc<Responder>,
     pub metrics: DnsMetrics,
     pub max_connections: usize,
     pub idle_timeout: Duration,
+    /// The snapshot a zone transfer reads from start to end.
+    pub index: Arc<ArcSwap<Snapshot>>,
     pub max_udp_payload: u16,
     /// Transfers, NOTIFY and signed requests, when configured (`xfr`).
     pub xfr: Option<Arc<super::xfr::Transfers>>,
@@ -142,19 +146,9 @@ async fn connection(mut stream: TcpStream, server: &TcpServer, stop: &Cancellati
             }
             continue;
         }
-        let start = Instant::now();
-        let snapshot = server.index.load();
-        let Some(reply) = answer::respond(
-            &snapshot,
-            &request,
-            Transport::Tcp,
-            server.max_udp_payload,
-            &mut out,
-        ) else {
+        if !server.responder.respond_tcp(&request, peer, &mut out) {
             continue;
-        };
-        drop(snapshot);
-        server.metrics.count(&reply, start, peer);
+        }
         let len = (out.len() as u16).to_be_bytes();
         let write = async {
             stream.write_all(&len).await?;

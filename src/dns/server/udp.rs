@@ -1,5 +1,6 @@
 //! UDP serving: one blocking receive loop per `SO_REUSEPORT` socket, answering each
-//! datagram inline (no task, no await), and a store of encoded responses.
+//! datagram inline (no task, no await), and a store of encoded responses, which TCP
+//! connections answer from too (`Responder::respond_tcp`).
 //!
 //! A question stored for the current snapshot is answered by copying the stored bytes
 //! and patching the request's ID and flags (`wire`); any other datagram goes through
@@ -165,24 +166,51 @@ impl Responder {
     /// Writes the response to `packet` into `out`; false when there is none to send
     /// (a response message, fewer bytes than a header, or dropped by rate limiting).
     pub fn respond(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
-        let answered = self.answer(packet, src, out);
+        let answered = self.answer(packet, src, Transport::Udp, out);
         match (&self.rrl, answered) {
             (Some(rrl), true) => rrl.admit(src.ip(), out),
             (_, answered) => answered,
         }
     }
 
-    fn answer(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
+    /// The same for a message read from a TCP connection (65 535-byte limit, no rate
+    /// limiting): a large answer (the apex, `*`) repeats from the store over TCP too,
+    /// instead of being rebuilt for every query (docs/benchmarks.md, "Question shapes").
+    pub fn respond_tcp(&self, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
+        self.answer(packet, src, Transport::Tcp, out)
+    }
+
+    fn answer(
+        &self,
+        packet: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let start = Instant::now();
         let snapshot = self.index.load_full();
         let Some(query) = wire::parse_query(packet, self.max_udp_payload) else {
-            return self.full(&snapshot, packet, src, out, start).is_some();
+            return self
+                .full(&snapshot, packet, src, transport, out, start)
+                .is_some();
+        };
+        // A TCP response differs from the UDP one to the same question (its size limit),
+        // so its key has one more byte.
+        let mut key_buf = [0u8; wire::MAX_KEY + 1];
+        let key = {
+            let k = query.key();
+            key_buf[..k.len()].copy_from_slice(k);
+            let len = match transport {
+                Transport::Udp => k.len(),
+                Transport::Tcp => k.len() + 1,
+            };
+            &key_buf[..len]
         };
         for attempt in 0..2 {
             {
                 let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
                 if Arc::ptr_eq(&cache.snapshot, &snapshot) {
-                    if let Some(stored) = cache.entries.get(query.key()) {
+                    if let Some(stored) = cache.entries.get(key) {
                         wire::patch(&stored.response, packet, &query, out);
                         if let Some(at) = stored.serial_at {
                             let serial = match stored.zone {
@@ -201,7 +229,9 @@ impl Responder {
                 if cache.snapshot.serial() > snapshot.serial() {
                     // Another loop already moved the store past the snapshot we loaded.
                     drop(cache);
-                    return self.full(&snapshot, packet, src, out, start).is_some();
+                    return self
+                        .full(&snapshot, packet, src, transport, out, start)
+                        .is_some();
                 }
             }
             if attempt == 0 {
@@ -214,7 +244,8 @@ impl Responder {
             }
         }
         self.misses.inc();
-        let (reply, reads) = index::trace_reads(|| self.full(&snapshot, packet, src, out, start));
+        let (reply, reads) =
+            index::trace_reads(|| self.full(&snapshot, packet, src, transport, out, start));
         let Some(reply) = reply else {
             return false;
         };
@@ -233,28 +264,31 @@ impl Responder {
         };
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
         if Arc::ptr_eq(&cache.snapshot, &snapshot) {
-            cache.insert(query.key(), stored, reads);
+            cache.insert(key, stored, reads);
         }
         true
     }
 
-    /// The full path: hickory decodes the datagram, `answer` answers it as over TCP.
+    /// The full path: hickory decodes the message, `answer` answers it.
     fn full(
         &self,
         snapshot: &Snapshot,
         packet: &[u8],
         src: SocketAddr,
+        transport: Transport,
         out: &mut Vec<u8>,
         start: Instant,
     ) -> Option<Reply> {
-        if let Some(x) = &self.xfr
+        // Over TCP the connection hands transfers and signed requests to `xfr` itself.
+        if matches!(transport, Transport::Udp)
+            && let Some(x) = &self.xfr
             && xfr::wants(packet)
         {
             let reply = x.respond_udp(snapshot, packet, src.ip(), self.max_udp_payload, out)?;
             self.metrics.count(&reply, start, src);
             return Some(reply);
         }
-        let reply = answer::respond(snapshot, packet, Transport::Udp, self.max_udp_payload, out)?;
+        let reply = answer::respond(snapshot, packet, transport, self.max_udp_payload, out)?;
         self.metrics.count(&reply, start, src);
         Some(reply)
     }
@@ -506,11 +540,22 @@ mod tests {
 
     /// The bytes the full path (hickory decode + `answer`) gives.
     fn full(r: &Responder, packet: &[u8]) -> Vec<u8> {
+        full_on(r, packet, Transport::Udp)
+    }
+
+    fn full_on(r: &Responder, packet: &[u8], transport: Transport) -> Vec<u8> {
         let mut out = Vec::new();
         let snapshot = r.index.load_full();
         assert!(
-            r.full(&snapshot, packet, src(), &mut out, Instant::now())
-                .is_some()
+            r.full(
+                &snapshot,
+                packet,
+                src(),
+                transport,
+                &mut out,
+                Instant::now()
+            )
+            .is_some()
         );
         out
     }
@@ -547,6 +592,14 @@ mod tests {
                             full(&r, &packet),
                             "{spelling} {qtype} edns={edns:?} rd={rd}"
                         );
+                        // TCP shares the store under its own key: its answers are not
+                        // cut to the UDP size.
+                        assert!(r.respond_tcp(&packet, src(), &mut out));
+                        assert_eq!(
+                            out,
+                            full_on(&r, &packet, Transport::Tcp),
+                            "TCP {spelling} {qtype} edns={edns:?} rd={rd}"
+                        );
                     }
                 }
             }
@@ -569,6 +622,13 @@ mod tests {
             truncated.metadata.truncation,
             "40 A records do not fit in 512 bytes"
         );
+        let big = query(1, "big.example.com.", RecordType::A, None, true);
+        for _ in 0..2 {
+            r.respond_tcp(&big, src(), &mut out);
+            let whole = Message::from_vec(&out).unwrap();
+            assert!(!whole.metadata.truncation, "over TCP they all fit");
+            assert_eq!(whole.answers.len(), 40);
+        }
     }
 
     /// Arbitrary datagrams, and valid queries with bytes flipped, never panic and get

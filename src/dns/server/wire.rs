@@ -25,6 +25,29 @@ const OPT: u16 = 41;
 /// handler clamps with it too, so the key and the response agree.
 pub const MIN_PAYLOAD: u16 = 512;
 
+/// The payload sizes a response limit is rounded down to (with the server's own
+/// maximum): the sizes resolvers advertise in practice. A client's EDNS size only sets
+/// how much it can take, so answering within a smaller bucket is allowed (RFC 6891
+/// section 6.2.5), and it keeps the number of distinct stored responses per question to
+/// a handful: an attacker walking every size from 512 to 1232 would otherwise force 721
+/// full-path answers per question.
+const PAYLOAD_BUCKETS: [u16; 5] = [512, 1024, 1232, 1400, 4096];
+
+/// The response size limit for a request's EDNS payload size `size`: at least 512, at
+/// most `max_payload`, rounded down to a bucket. The key and the handler both use it.
+pub fn payload_limit(size: u16, max_payload: u16) -> u16 {
+    let max = max_payload.max(MIN_PAYLOAD);
+    if size >= max {
+        return max;
+    }
+    PAYLOAD_BUCKETS
+        .iter()
+        .copied()
+        .filter(|b| *b <= size)
+        .max()
+        .unwrap_or(MIN_PAYLOAD)
+}
+
 /// A plain query: its cache key and where its question name ends.
 #[derive(Debug)]
 pub struct Query {
@@ -110,7 +133,7 @@ pub fn parse_query(packet: &[u8], max_payload: u16) -> Option<Query> {
         if i != end {
             return None;
         }
-        size.clamp(MIN_PAYLOAD, max_payload)
+        payload_limit(size, max_payload)
     };
     if i != packet.len() {
         return None;
@@ -296,6 +319,30 @@ mod tests {
         // The payload size is clamped as the handler clamps it.
         assert_eq!(edns_big.key(), edns_4096.key());
         assert_eq!(edns_tiny.key(), edns_512.key());
+        // ... and rounded down to a bucket: 1300 shares 1232's stored response.
+        let edns_1300 = parse_query(&query(1, "a.example", 1, Some((1300, 0, &[]))), 4096).unwrap();
+        assert_eq!(edns_1300.key(), edns.key());
+    }
+
+    #[test]
+    fn payload_limits_round_down_to_a_few_buckets() {
+        assert_eq!(payload_limit(100, 1232), 512);
+        assert_eq!(payload_limit(512, 1232), 512);
+        assert_eq!(payload_limit(1023, 1232), 512);
+        assert_eq!(payload_limit(1100, 1232), 1024);
+        assert_eq!(payload_limit(1232, 1232), 1232);
+        assert_eq!(payload_limit(4096, 1232), 1232);
+        assert_eq!(payload_limit(1500, 4096), 1400);
+        assert_eq!(payload_limit(65000, 4096), 4096);
+        assert_eq!(
+            payload_limit(3000, 3000),
+            3000,
+            "the server's own maximum is a bucket"
+        );
+        assert_eq!(payload_limit(2999, 3000), 1400);
+        let distinct: std::collections::BTreeSet<u16> =
+            (512..=u16::MAX).map(|s| payload_limit(s, 1232)).collect();
+        assert_eq!(distinct.len(), 3, "{distinct:?}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use super::security::{EtcdSecurity, SecurityError};
 use etcd_client::{
     Client, ConnectOptions, EventType, GetOptions, WatchOptions, WatchResponse, WatchStream,
 };
@@ -30,6 +31,8 @@ pub enum StoreError {
     Compacted { compact_revision: i64 },
     #[error("etcd watch ended: {0}")]
     WatchEnded(String),
+    #[error(transparent)]
+    Security(#[from] SecurityError),
 }
 
 /// One entry of a listing or a watch.
@@ -180,10 +183,20 @@ pub struct EtcdStore {
 
 impl EtcdStore {
     pub async fn connect(endpoints: &[String], prefix: &str) -> Result<EtcdStore, StoreError> {
+        EtcdStore::connect_with(endpoints, prefix, &EtcdSecurity::default()).await
+    }
+
+    /// [`EtcdStore::connect`] with TLS and credentials.
+    pub async fn connect_with(
+        endpoints: &[String],
+        prefix: &str,
+        security: &EtcdSecurity,
+    ) -> Result<EtcdStore, StoreError> {
         let opts = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
             .with_timeout(Duration::from_secs(5))
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
+        let opts = security.apply(opts, endpoints)?;
         let client = Client::connect(endpoints, Some(opts))
             .await
             .map_err(|source| StoreError::Connect {
