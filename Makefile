@@ -9,7 +9,7 @@ CACHE := $(CURDIR)/.cache
 BIN := $(CACHE)/bin
 export KUBEFED_BIN_DIR := $(BIN)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := etcd-server protobuf-compiler bind9-dnsutils dnsperf umoci skopeo tinyproxy
+APT_PACKAGES := etcd-server protobuf-compiler bind9-dnsutils dnsperf umoci skopeo tinyproxy bind9 bind9-utils knot nsd
 CARGO ?= cargo
 DEMO_DIR ?= $(CACHE)/demo
 
@@ -17,7 +17,9 @@ DEMO_DIR ?= $(CACHE)/demo
 
 all: build
 
-# Debian packages (etcd, protoc for etcd-client, dig, dnsperf) and Rust components.
+# Debian packages (etcd, protoc for etcd-client, dig, dnsperf; BIND, Knot and NSD as
+# zone-transfer secondaries; tinyproxy for proxyURL; umoci/skopeo for the image) and
+# Rust components.
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
