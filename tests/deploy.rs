@@ -1127,6 +1127,49 @@ fn helm_chart_values_have_their_effect() {
         "etcd.auth.passwordSecret.name",
     );
 
+    // Zone transfers: the dns-server's transfer flags and its TSIG key Secret mounted;
+    // none of it by default; a rule that is neither key= nor a prefix is refused.
+    let docs = template(&[
+        "--set",
+        "dnsServer.transfers.allowTransfer={key=xfr,10.0.0.0/8}",
+        "--set",
+        "dnsServer.transfers.notify={10.1.2.3:53\\,key=xfr}",
+        "--set",
+        "dnsServer.transfers.tsigKeysSecret=tsig,dnsServer.transfers.ixfrJournal=20",
+    ]);
+    let pod = pod_spec(&docs, DNS);
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    for want in [
+        "--allow-transfer=key=xfr",
+        "--allow-transfer=10.0.0.0/8",
+        "--notify=10.1.2.3:53,key=xfr",
+        "--tsig-key-file=/etc/kubefed/tsig/tsig.keys",
+        "--ixfr-journal=20",
+        "--max-transfers=4",
+    ] {
+        assert!(args.contains(&want), "{want} in {args:?}");
+    }
+    assert_eq!(
+        pod["volumes"],
+        serde_json::json!([{"name": "tsig-keys", "secret": {"secretName": "tsig"}}])
+    );
+    assert_eq!(
+        pod["containers"][0]["volumeMounts"],
+        serde_json::json!([{"name": "tsig-keys", "mountPath": "/etc/kubefed/tsig", "readOnly": true}])
+    );
+    let docs = template(&[]);
+    let default_args = pod_spec(&docs, DNS)["containers"][0]["args"].to_string();
+    assert!(!default_args.contains("transfer"), "{default_args}");
+    template_refused(
+        &["--set", "dnsServer.transfers.allowTransfer={everyone}"],
+        "allowTransfer",
+    );
+
     // Names.
     let docs = template(&["--set", "fullnameOverride=fed"]);
     assert!(named(&docs, "Deployment", "fed-controller-manager").is_some());
