@@ -6,9 +6,10 @@
 //! writer's layout) by NOTIFY and IXFR with a refresh of an hour (so only the NOTIFY can
 //! explain it), and ends up with a copy equal to ours. With BIND we also check what
 //! is refused (a wrong key, a source outside the ACL), the journal fallback, and that
-//! restarting our server keeps the serial. One test goes through the real writer (a
-//! DNSEndpoint in a host kube-apiserver, the controller manager's skydns writer): it
-//! needs kube-apiserver (`KUBEFED_BIN_DIR`), as every federation test does.
+//! restarting our server keeps the serial. One test goes through the whole pipeline (a
+//! member cluster's Service load balancer IP changes; the ServiceDNSRecord controller,
+//! the skydns writer, our server, BIND): it needs kube-apiserver (`KUBEFED_BIN_DIR`), as
+//! every federation test does.
 
 mod common;
 mod common_etcd;
@@ -826,29 +827,76 @@ async fn notify_propagation_to_bind() {
     assert_eq!(timeouts, 0);
 }
 
-/// Through the real writer: a DNSEndpoint in a real host API server, the controller
-/// manager's skydns writer putting it into etcd, our server, BIND by NOTIFY + IXFR.
-/// Needs kube-apiserver (`KUBEFED_BIN_DIR`, as every federation test).
+/// The whole pipeline: a member cluster's Service load balancer IP changes; the
+/// controller-manager's ServiceDNSRecord controller rewrites the DNSEndpoint, its skydns
+/// writer puts it into etcd, our server's serial moves, and BIND follows by NOTIFY +
+/// IXFR. Real host and member kube-apiservers (`KUBEFED_BIN_DIR`, as every federation
+/// test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bind_follows_a_dnsendpoint_change_through_the_skydns_writer() {
+async fn bind_follows_a_member_load_balancer_change_through_the_whole_pipeline() {
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
     use kube::api::{Api, Patch, PatchParams};
-    use kubefed::api::multiclusterdns::DNSEndpoint;
     use kubefed::kube::apply as kubeutil;
     const APP_NS: &str = "xfr-bridge";
+    const NAME: &str = "web.xfr-bridge.xfr-domain.svc.example.com";
+    let apply = || PatchParams::apply("test").force();
     let host = common::install_host().await;
     kubeutil::ensure_namespace(&host, APP_NS).await.unwrap();
-    let eps: Api<DNSEndpoint> = Api::namespaced(host.clone(), APP_NS);
+    let domain = serde_json::json!({"apiVersion": "multiclusterdns.kubefed.io/v1alpha1",
+        "kind": "Domain", "metadata": {"name": "xfr-domain", "namespace": "kube-federation-system"},
+        "domain": ZONE});
+    let domains: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        host.clone(),
+        "kube-federation-system",
+        &kube::discovery::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("multiclusterdns.kubefed.io", "v1alpha1", "Domain"),
+            "domains",
+        ),
+    );
+    domains
+        .patch("xfr-domain", &apply(), &Patch::Apply(domain))
+        .await
+        .unwrap();
+    let records: Api<kubefed::api::multiclusterdns::ServiceDNSRecord> =
+        Api::namespaced(host.clone(), APP_NS);
+    let record = serde_json::json!({"apiVersion": "multiclusterdns.kubefed.io/v1alpha1",
+        "kind": "ServiceDNSRecord", "metadata": {"name": "web", "namespace": APP_NS},
+        "spec": {"domainRef": "xfr-domain", "recordTTL": 60}});
+    records
+        .patch("web", &apply(), &Patch::Apply(record))
+        .await
+        .unwrap();
+    // The member's Service with a load balancer and a ready endpoint.
+    common::join("cluster2", "cluster2");
+    let member = common::client("cluster2").await;
+    kubeutil::ensure_namespace(&member, APP_NS).await.unwrap();
+    let svcs: Api<Service> = Api::namespaced(member.clone(), APP_NS);
+    let svc = serde_json::json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": APP_NS},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "selector": {"app": "web"}}});
+    svcs.patch("web", &apply(), &Patch::Apply(svc))
+        .await
+        .unwrap();
+    let slices: Api<EndpointSlice> = Api::namespaced(member.clone(), APP_NS);
+    let slice = serde_json::json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "web-1", "namespace": APP_NS, "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.244.0.5"], "conditions": {"ready": true}}],
+        "ports": [{"port": 80, "protocol": "TCP"}]});
+    slices
+        .patch("web-1", &apply(), &Patch::Apply(slice))
+        .await
+        .unwrap();
     let put = |ip: &'static str| {
-        let eps = eps.clone();
+        let svcs = svcs.clone();
         async move {
-            let ep = serde_json::json!({"apiVersion": "multiclusterdns.kubefed.io/v1alpha1",
-                "kind": "DNSEndpoint", "metadata": {"name": "service-xfr", "namespace": APP_NS},
-                "spec": {"endpoints": [{"dnsName": "web.example.com", "recordType": "A",
-                    "recordTTL": 60, "targets": [ip]}]}});
-            eps.patch(
-                "service-xfr",
-                &PatchParams::apply("test").force(),
-                &Patch::Apply(ep),
+            svcs.patch_status(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(
+                    serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}),
+                ),
             )
             .await
             .unwrap();
@@ -912,7 +960,7 @@ async fn bind_follows_a_dnsendpoint_change_through_the_skydns_writer() {
         || {
             let sec = sec.clone();
             async move {
-                dig(&sec, &["+short", "web.example.com", "A"])
+                dig(&sec, &["+short", NAME, "A"])
                     .contains("10.7.0.1")
                     .then_some(())
             }
@@ -924,12 +972,15 @@ async fn bind_follows_a_dnsendpoint_change_through_the_skydns_writer() {
     eventually(WAIT, "the secondary has the new address", || {
         let sec = sec.clone();
         async move {
-            let a = dig(&sec, &["+short", "web.example.com", "A"]);
+            let a = dig(&sec, &["+short", NAME, "A"]);
             (a.contains("10.7.0.2") && !a.contains("10.7.0.1")).then_some(())
         }
     })
     .await;
-    eprintln!("DNSEndpoint change reached BIND in {:?}", start.elapsed());
+    eprintln!(
+        "the load balancer change reached BIND in {:?}",
+        start.elapsed()
+    );
     let m = http_get(metrics_port, "/metrics").await.unwrap_or_default();
     assert!(
         metric_value(
