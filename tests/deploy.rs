@@ -871,6 +871,26 @@ fn template(set: &[&str]) -> Vec<Value> {
 }
 
 /// `helm template` with `set` must fail, saying `why`.
+/// Every KubeFedConfig value set, for the offline render and the server-side dry run.
+const KUBEFED_CONFIG_VALUES: &[&str] = &[
+    "--set",
+    "kubefedConfig.clusterAvailableDelay=30s,kubefedConfig.clusterUnavailableDelay=2m",
+    "--set",
+    "kubefedConfig.leaderElect.leaseDuration=20s,kubefedConfig.leaderElect.renewDeadline=15s",
+    "--set",
+    "kubefedConfig.leaderElect.retryPeriod=3s,kubefedConfig.leaderElect.resourceLock=leases",
+    "--set",
+    "kubefedConfig.clusterHealthCheck.period=5s,kubefedConfig.clusterHealthCheck.timeout=2s",
+    "--set",
+    "kubefedConfig.clusterHealthCheck.failureThreshold=4",
+    "--set",
+    "kubefedConfig.clusterHealthCheck.successThreshold=2",
+    "--set",
+    "kubefedConfig.syncController.adoptResources=Disabled",
+    "--set",
+    "kubefedConfig.syncController.maxConcurrentReconciles=16",
+];
+
 fn template_refused(set: &[&str], why: &str) {
     let chart = chart();
     let mut args = vec!["template", "kubefed", chart.as_str(), "-n", NS];
@@ -984,24 +1004,7 @@ fn helm_chart_values_have_their_effect() {
     }
 
     // KubeFedConfig values.
-    let docs = template(&[
-        "--set",
-        "kubefedConfig.clusterAvailableDelay=30s,kubefedConfig.clusterUnavailableDelay=2m",
-        "--set",
-        "kubefedConfig.leaderElect.leaseDuration=20s,kubefedConfig.leaderElect.renewDeadline=15s",
-        "--set",
-        "kubefedConfig.leaderElect.retryPeriod=3s,kubefedConfig.leaderElect.resourceLock=leases",
-        "--set",
-        "kubefedConfig.clusterHealthCheck.period=5s,kubefedConfig.clusterHealthCheck.timeout=2s",
-        "--set",
-        "kubefedConfig.clusterHealthCheck.failureThreshold=4",
-        "--set",
-        "kubefedConfig.clusterHealthCheck.successThreshold=2",
-        "--set",
-        "kubefedConfig.syncController.adoptResources=Disabled",
-        "--set",
-        "kubefedConfig.syncController.maxConcurrentReconciles=16",
-    ]);
+    let docs = template(KUBEFED_CONFIG_VALUES);
     assert_eq!(
         get(&docs, "KubeFedConfig", "kubefed")["spec"],
         serde_json::json!({
@@ -1404,24 +1407,7 @@ async fn helm_chart_lints_renders_installs_and_matches_the_manifests() {
         ],
         &["--set", "dnsServer.enabled=false"],
         // Every KubeFedConfig value: the object must pass the CRD's schema.
-        &[
-            "--set",
-            "kubefedConfig.clusterAvailableDelay=30s,kubefedConfig.clusterUnavailableDelay=2m",
-            "--set",
-            "kubefedConfig.leaderElect.leaseDuration=20s,kubefedConfig.leaderElect.renewDeadline=15s",
-            "--set",
-            "kubefedConfig.leaderElect.retryPeriod=3s,kubefedConfig.leaderElect.resourceLock=leases",
-            "--set",
-            "kubefedConfig.clusterHealthCheck.period=5s,kubefedConfig.clusterHealthCheck.timeout=2s",
-            "--set",
-            "kubefedConfig.clusterHealthCheck.failureThreshold=4",
-            "--set",
-            "kubefedConfig.clusterHealthCheck.successThreshold=2",
-            "--set",
-            "kubefedConfig.syncController.adoptResources=Disabled",
-            "--set",
-            "kubefedConfig.syncController.maxConcurrentReconciles=16",
-        ],
+        KUBEFED_CONFIG_VALUES,
         // The default federated types: their CRDs and FederatedTypeConfigs validate.
         &["--set", "federatedTypes.enabled=true"],
         // The other options the API server can check (the ServiceMonitor's CRD is absent).

@@ -545,7 +545,7 @@ async fn cli_serves_dns_and_metrics_and_stops_on_sigterm() {
         .expect("kubefed runs");
     let addr: SocketAddr = format!("127.0.0.1:{dns_port}").parse().unwrap();
     let ready = eventually(WAIT, "/readyz", || async move {
-        http_get(metrics_port, "/readyz")
+        common::http_get(metrics_port, "/readyz")
             .await
             .filter(|b| b.contains("ok"))
     })
@@ -555,7 +555,7 @@ async fn cli_serves_dns_and_metrics_and_stops_on_sigterm() {
         dig_short(addr, &["www.example.com", "A"]),
         ["10.0.0.1", "10.0.0.2"]
     );
-    let metrics = http_get(metrics_port, "/metrics").await.unwrap();
+    let metrics = common::http_get(metrics_port, "/metrics").await.unwrap();
     assert!(
         metrics.contains(r#"kubefed_dns_queries_total{rcode="NOERROR",type="A"} 1"#),
         "{metrics}"
@@ -575,17 +575,4 @@ async fn cli_serves_dns_and_metrics_and_stops_on_sigterm() {
         .expect("exits after SIGTERM")
         .unwrap();
     assert!(status.success(), "{status}");
-}
-
-async fn http_get(port: u16, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    Some(out)
 }

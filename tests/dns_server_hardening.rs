@@ -348,7 +348,7 @@ async fn readyz_fails_while_etcd_is_away_longer_than_the_bound() {
         .expect("kubefed runs");
     let status = |want: &'static str| {
         eventually(WAIT, want, move || async move {
-            http_get(metrics_port, "/readyz")
+            common::http_get(metrics_port, "/readyz")
                 .await
                 .filter(|b| b.starts_with(want))
         })
@@ -629,7 +629,7 @@ fn cli_under_ulimit(
 }
 
 async fn metric_text(port: u16, name: &str) -> f64 {
-    let body = http_get(port, "/metrics").await.unwrap_or_default();
+    let body = common::http_get(port, "/metrics").await.unwrap_or_default();
     body.lines()
         .find(|l| l.starts_with(name) && !l.starts_with('#'))
         .and_then(|l| l.rsplit(' ').next())
@@ -732,7 +732,7 @@ async fn tcp_connections_are_limited_and_running_out_of_descriptors_backs_off() 
     tokio::time::sleep(Duration::from_secs(2)).await;
     drop(held);
     let errors = eventually(WAIT, "metrics after the flood", || async move {
-        let body = http_get(mport, "/metrics").await?;
+        let body = common::http_get(mport, "/metrics").await?;
         body.contains("kubefed_dns_tcp_accept_errors_total")
             .then_some(())?;
         Some(metric_text(mport, "kubefed_dns_tcp_accept_errors_total").await)
@@ -1139,17 +1139,4 @@ async fn soa_fields_are_configurable_per_zone_with_a_week_of_expire_by_default()
         out.contains("example.org.\t\t60\tIN\tSOA") || out.contains("example.org.\t60\tIN\tSOA"),
         "negative TTL = minimum: {out}"
     );
-}
-
-async fn http_get(port: u16, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    Some(out)
 }

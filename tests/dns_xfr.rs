@@ -138,7 +138,7 @@ impl Primary {
 
     async fn metric(&self, needle: &str) -> f64 {
         metric_value(
-            &http_get(self.metrics_port, "/metrics")
+            &common::http_get(self.metrics_port, "/metrics")
                 .await
                 .unwrap_or_default(),
             needle,
@@ -151,19 +151,6 @@ fn metric_value(text: &str, needle: &str) -> f64 {
         .filter(|l| l.starts_with(needle))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-async fn http_get(port: u16, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    Some(out)
 }
 
 /// The serial in `dig +short SOA` output.
@@ -579,6 +566,8 @@ async fn bind_follows_by_notify_and_ixfr_and_refusals_journal_and_restart_hold()
     // by the start-up NOTIFY, checks the SOA and transfers nothing.
     let metrics_port = primary.metrics_port;
     let addr = primary.addr.clone();
+    let up_to_date = || secondary.log_text().matches("is up to date").count();
+    let checked_before = up_to_date();
     drop(primary);
     let primary = Primary::start(
         &etcd,
@@ -593,7 +582,12 @@ async fn bind_follows_by_notify_and_ixfr_and_refusals_journal_and_restart_hold()
         async move { (p.metric("kubefed_dns_notify_total{result=\"ok\"").await >= 1.0).then_some(()) }
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // BIND logs its verdict on the NOTIFY once it has compared the SOA.
+    eventually(WAIT, "BIND found the zone up to date", || {
+        let found = up_to_date() > checked_before;
+        async move { found.then_some(()) }
+    })
+    .await;
     let transfers = primary
         .metric("kubefed_dns_transfers_total{kind=\"axfr\",result=\"ok\"}")
         .await
@@ -998,7 +992,9 @@ async fn secondaries_follow_a_member_load_balancer_change_through_the_whole_pipe
             start.elapsed()
         );
     }
-    let m = http_get(metrics_port, "/metrics").await.unwrap_or_default();
+    let m = common::http_get(metrics_port, "/metrics")
+        .await
+        .unwrap_or_default();
     assert!(
         metric_value(
             &m,

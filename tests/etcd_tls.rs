@@ -83,7 +83,7 @@ async fn dns_server_and_writer_use_a_tls_etcd_with_certificates_and_a_password()
 
     // What cannot read etcd serves SERVFAIL, not NXDOMAIN: a wrong password, or no
     // client certificate.
-    let (_bad_pw, bad_pw) = dns_server(&args, "wrong", "dns-server-bad-password");
+    let (bad_pw_server, bad_pw) = dns_server(&args, "wrong", "dns-server-bad-password");
     let no_cert: Vec<String> = args
         .iter()
         .enumerate()
@@ -94,12 +94,17 @@ async fn dns_server_and_writer_use_a_tls_etcd_with_certificates_and_a_password()
         })
         .map(|(_, a)| a.clone())
         .collect();
-    let (_no_cert, no_cert_addr) = dns_server(&no_cert, PASSWORD, "dns-server-no-cert");
-    tokio::time::sleep(Duration::from_secs(3)).await; // time to fail to load, not a wait for success
-    for (what, addr) in [
-        ("wrong password", &bad_pw),
-        ("no client certificate", &no_cert_addr),
+    let (no_cert_server, no_cert_addr) = dns_server(&no_cert, PASSWORD, "dns-server-no-cert");
+    for (what, server, addr) in [
+        ("wrong password", &bad_pw_server, &bad_pw),
+        ("no client certificate", &no_cert_server, &no_cert_addr),
     ] {
+        // Once etcd has turned it away, it still answers, with SERVFAIL.
+        let refused = format!("{what}: refused by etcd");
+        common::eventually(Duration::from_secs(30), &refused, || async {
+            server.log_text().contains("etcd unavailable").then_some(())
+        })
+        .await;
         let out = dig(addr, "www.example.com");
         assert!(out.contains("status: SERVFAIL"), "{what}: {out}");
     }

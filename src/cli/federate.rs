@@ -110,8 +110,19 @@ pub async fn run(args: FederateArgs) -> anyhow::Result<()> {
 
     let ftcs: Api<FederatedTypeConfig> = Api::namespaced(client.clone(), kns);
     let mut federated = Vec::new();
+    // One read (and with -t one enable) per type, however many objects of it a file has.
+    let mut configs: std::collections::HashMap<String, FederatedTypeConfig> =
+        std::collections::HashMap::new();
     for (target, obj) in &objects {
-        let ftc = type_config_for(&client, &ftcs, target, &args).await?;
+        let name = target.qualified_name();
+        let ftc = match configs.get(&name) {
+            Some(ftc) => ftc.clone(),
+            None => {
+                let ftc = type_config_for(&client, &ftcs, target, &args).await?;
+                configs.insert(name, ftc.clone());
+                ftc
+            }
+        };
         federated.push(federate_one(&ftc, obj)?);
     }
     if args.contents {

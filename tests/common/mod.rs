@@ -255,3 +255,18 @@ pub fn dig(addr: &str, args: &[&str]) -> String {
         .expect("dig is installed (apt-get install bind9-dnsutils)");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A plain HTTP/1.1 GET on loopback (the servers' /metrics, /readyz): the whole response,
+/// headers included; `None` when the connection fails.
+pub async fn http_get(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
